@@ -1,0 +1,121 @@
+package certs
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// KeyPair is a certificate with its private key.
+type KeyPair struct {
+	Cert *x509.Certificate
+	Key  crypto.Signer
+}
+
+// NewCA creates a self-signed CA valid from now for validity.
+func NewCA(commonName string, validity time.Duration) (*KeyPair, error) {
+	tmpl := &x509.Certificate{
+		Subject:               pkix.Name{CommonName: commonName},
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageCRLSign,
+	}
+	return sign(tmpl, nil, validity)
+}
+
+// IssueServing issues a serving certificate for dnsNames and ips signed by kp.
+func (kp *KeyPair) IssueServing(dnsNames []string, ips []net.IP, validity time.Duration) (*KeyPair, error) {
+	cn := "serving"
+	if len(dnsNames) > 0 {
+		cn = dnsNames[0]
+	}
+	tmpl := &x509.Certificate{
+		Subject:     pkix.Name{CommonName: cn},
+		DNSNames:    dnsNames,
+		IPAddresses: ips,
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	return sign(tmpl, kp, validity)
+}
+
+// sign creates a key and a certificate from tmpl, signed by parent or, when
+// parent is nil, self-signed.
+func sign(tmpl *x509.Certificate, parent *KeyPair, validity time.Duration) (*KeyPair, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generating key: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, fmt.Errorf("generating serial: %w", err)
+	}
+	now := time.Now()
+	tmpl.SerialNumber = serial
+	tmpl.NotBefore = now.Add(-time.Minute)
+	tmpl.NotAfter = now.Add(validity)
+	issuer, signer := tmpl, crypto.Signer(key)
+	if parent != nil {
+		issuer, signer = parent.Cert, parent.Key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer, key.Public(), signer)
+	if err != nil {
+		return nil, fmt.Errorf("creating certificate: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &KeyPair{Cert: cert, Key: key}, nil
+}
+
+// CertPEM returns the certificate as PEM.
+func (kp *KeyPair) CertPEM() []byte { return EncodePEM(kp.Cert) }
+
+// KeyPEM returns the private key as PKCS#8 PEM.
+func (kp *KeyPair) KeyPEM() []byte {
+	der, err := x509.MarshalPKCS8PrivateKey(kp.Key)
+	if err != nil {
+		// Only ECDSA keys made by sign reach here; they always marshal.
+		panic(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+}
+
+// TLSCertificate returns the pair for a tls.Config.
+func (kp *KeyPair) TLSCertificate() (tls.Certificate, error) {
+	return tls.X509KeyPair(kp.CertPEM(), kp.KeyPEM())
+}
+
+// WriteFiles writes the pair as dir/tls.crt and dir/tls.key (mode 0600),
+// atomically per file so a watcher never reads half a file.
+func (kp *KeyPair) WriteFiles(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	// The key goes first: a watcher reacts to the certificate.
+	if err := writeAtomic(filepath.Join(dir, "tls.key"), kp.KeyPEM()); err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(dir, "tls.crt"), kp.CertPEM())
+}
+
+// writeAtomic writes data to path through a temporary file and a rename.
+func writeAtomic(path string, data []byte) error {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,216 @@
+package policies
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+func backendMissingRule() Rule {
+	return apiServiceRule("apiservice-backend-missing", Warn,
+		"the APIService's namespace or Service does not exist",
+		func(_ context.Context, f *backendFacts) []Result {
+			switch {
+			case notFound(f.nsErr):
+				return []Result{{
+					Message: fmt.Sprintf("%s points at Service %s, but namespace %q does not exist; the aggregator will report ServiceNotFound",
+						f.apiServiceName(), f.svcName(), f.ref.Namespace),
+					Fix: "install the adapter first, or fix spec.service.namespace",
+				}}
+			case notFound(f.svcErr):
+				return []Result{{
+					Message: fmt.Sprintf("%s points at Service %s, which does not exist; the aggregator will report ServiceNotFound",
+						f.apiServiceName(), f.svcName()),
+					Fix: "create the Service, or fix spec.service.name",
+				}}
+			}
+			return nil
+		})
+}
+
+func portMismatchRule() Rule {
+	return apiServiceRule("apiservice-port-mismatch", Enforce,
+		"spec.service.port is not a port of the Service, or its targetPort matches no container port",
+		func(_ context.Context, f *backendFacts) []Result {
+			if f.svc == nil || f.externalName() {
+				return nil
+			}
+			if f.svcPort == nil {
+				return []Result{{
+					Message: fmt.Sprintf("%s uses port %d, but Service %s only has %s; the aggregator will report ServicePortError",
+						f.apiServiceName(), f.port, f.svcName(), servicePorts(f.svc)),
+					Fix: fmt.Sprintf("set spec.service.port to one of %s", servicePorts(f.svc)),
+				}}
+			}
+			return targetPortResults(f)
+		})
+}
+
+// targetPortResults checks the Service port's targetPort against the backend
+// pods. A named targetPort that no pod declares gives the Service no endpoints
+// at all, so it is a violation; a numeric one that no container declares may
+// still be listened on, so it is only advisory.
+func targetPortResults(f *backendFacts) []Result {
+	if len(f.pods) == 0 {
+		return nil
+	}
+	for _, pod := range f.pods {
+		if _, declared := f.podPort(pod); declared {
+			return nil
+		}
+	}
+	tp := f.targetPort()
+	pod := f.pods[0]
+	msg := fmt.Sprintf("Service %s port %d targets %s, but pod %s declares %s",
+		f.svcName(), f.port, targetPortString(tp), pod.Name, containerPorts(pod))
+	if tp.Type == intstr.String {
+		return []Result{{
+			Message: msg + "; the Service gets no endpoints and the aggregator reports MissingEndpoints",
+			Fix:     fmt.Sprintf("name a container port %q, or set the Service targetPort to the port the adapter listens on", tp.StrVal),
+		}}
+	}
+	return []Result{{
+		Message:  msg + "; check the adapter really listens on it",
+		Fix:      "set the Service targetPort to the adapter's listening port",
+		Advisory: true,
+	}}
+}
+
+func noReadyEndpointsRule() Rule {
+	return apiServiceRule("apiservice-no-ready-endpoints", Warn,
+		"the backend Service has no ready endpoints on the APIService port",
+		func(_ context.Context, f *backendFacts) []Result {
+			if f.svc == nil || f.externalName() || f.svcPort == nil {
+				return nil
+			}
+			if hasReadyEndpoint(f) {
+				return nil
+			}
+			return []Result{{
+				Message: fmt.Sprintf("Service %s has no ready endpoint for port %d; %s will be Available=False (MissingEndpoints) until its pods are ready",
+					f.svcName(), f.port, f.apiServiceName()),
+				Fix: fmt.Sprintf("check the adapter pods: kubectl -n %s get pods,endpointslices -l kubernetes.io/service-name=%s", f.ref.Namespace, f.ref.Name),
+			}}
+		})
+}
+
+// hasReadyEndpoint mirrors the aggregator's check: some EndpointSlice has a
+// ready endpoint and a port with the Service port's name.
+func hasReadyEndpoint(f *backendFacts) bool {
+	for _, s := range f.slices {
+		ready := false
+		for _, e := range s.Endpoints {
+			if e.Conditions.Ready == nil || *e.Conditions.Ready {
+				ready = true
+				break
+			}
+		}
+		if !ready {
+			continue
+		}
+		for _, p := range s.Ports {
+			if p.Name != nil && *p.Name == f.svcPort.Name && p.Port != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func backendReplacedRule() Rule {
+	return apiServiceRule("apiservice-backend-replaced", Warn,
+		"an update points an Available APIService at a different Service",
+		func(_ context.Context, f *backendFacts) []Result {
+			if f.review.Operation != Update || f.old == nil || f.old.Spec.Service == nil || !f.available() {
+				return nil
+			}
+			o := f.old.Spec.Service
+			if o.Namespace == f.ref.Namespace && o.Name == f.ref.Name {
+				return nil
+			}
+			return []Result{{
+				Message: fmt.Sprintf("%s is Available and served by %s/%s; this update moves it to %s. Two adapters may be fighting over it (e.g. two KEDA installs)",
+					f.apiServiceName(), o.Namespace, o.Name, f.svcName()),
+				Fix: "make sure only one adapter owns this APIService before moving it",
+			}}
+		})
+}
+
+func firewallPortRule() Rule {
+	return apiServiceRule("apiservice-firewall-port", Warn,
+		"on GKE, the backend's pod port is not one the control-plane firewall allows by default (443, 10250)",
+		func(ctx context.Context, f *backendFacts) []Result {
+			if f.svc == nil || f.externalName() || !onGKE(ctx, f) {
+				return nil
+			}
+			port, ok := f.backendPort()
+			if !ok || port == 443 || port == 10250 {
+				return nil
+			}
+			return []Result{{
+				Message: fmt.Sprintf("GKE detected: the control plane reaches pods only on 443 and 10250 by default, but %s is served on pod port %d",
+					f.apiServiceName(), port),
+				Fix: fmt.Sprintf("add a firewall rule from the master CIDR to the nodes on TCP %d (private clusters)", port),
+			}}
+		})
+}
+
+// onGKE reports whether any node carries GKE's node-pool label or a gce://
+// providerID.
+func onGKE(ctx context.Context, f *backendFacts) bool {
+	return memoize(f.review, gkeKey{}, func() bool {
+		nodes, err := f.view.Nodes(ctx)
+		if err != nil {
+			return false
+		}
+		for _, n := range nodes {
+			if _, ok := n.Labels["cloud.google.com/gke-nodepool"]; ok || strings.HasPrefix(n.Spec.ProviderID, "gce://") {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+type gkeKey struct{}
+
+func servicePorts(svc *corev1.Service) string {
+	if len(svc.Spec.Ports) == 0 {
+		return "no ports"
+	}
+	parts := make([]string, len(svc.Spec.Ports))
+	for i, p := range svc.Spec.Ports {
+		parts[i] = fmt.Sprint(p.Port)
+		if p.Name != "" {
+			parts[i] += " (" + p.Name + ")"
+		}
+	}
+	return "port " + strings.Join(parts, ", ")
+}
+
+func containerPorts(pod *corev1.Pod) string {
+	var parts []string
+	for _, c := range pod.Spec.Containers {
+		for _, p := range c.Ports {
+			s := fmt.Sprint(p.ContainerPort)
+			if p.Name != "" {
+				s += " (" + p.Name + ")"
+			}
+			parts = append(parts, s)
+		}
+	}
+	if len(parts) == 0 {
+		return "no container ports"
+	}
+	return "container ports " + strings.Join(parts, ", ")
+}
+
+func targetPortString(tp intstr.IntOrString) string {
+	if tp.Type == intstr.String {
+		return fmt.Sprintf("named port %q", tp.StrVal)
+	}
+	return fmt.Sprintf("port %d", tp.IntVal)
+}

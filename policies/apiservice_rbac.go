@@ -1,0 +1,81 @@
+package policies
+
+import (
+	"context"
+	"fmt"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+)
+
+const (
+	authDelegator        = "system:auth-delegator"
+	authReader           = "extension-apiserver-authentication-reader"
+	authReaderNamespace  = "kube-system"
+	defaultServiceAccout = "default"
+)
+
+func authDelegationRule() Rule {
+	return apiServiceRule("apiservice-auth-delegation", Warn,
+		"the backend's ServiceAccount lacks system:auth-delegator or extension-apiserver-authentication-reader",
+		func(ctx context.Context, f *backendFacts) []Result {
+			if len(f.pods) == 0 {
+				return nil
+			}
+			pod := f.pods[0]
+			sa := pod.Spec.ServiceAccountName
+			if sa == "" {
+				sa = defaultServiceAccout
+			}
+			var missing []string
+			if crbs, err := f.view.ClusterRoleBindings(ctx); err == nil && !clusterBound(crbs, pod.Namespace, sa) {
+				missing = append(missing, fmt.Sprintf("a ClusterRoleBinding to ClusterRole %s", authDelegator))
+			}
+			if rbs, err := f.view.RoleBindings(ctx, authReaderNamespace); err == nil && !readerBound(rbs, pod.Namespace, sa) {
+				missing = append(missing, fmt.Sprintf("a RoleBinding in %s to Role %s", authReaderNamespace, authReader))
+			}
+			if len(missing) == 0 {
+				return nil
+			}
+			return []Result{{
+				Message: fmt.Sprintf("ServiceAccount %s/%s of the %s backend lacks %v; the adapter cannot authenticate the API server's requests (403/401 from the adapter)",
+					pod.Namespace, sa, f.apiServiceName(), missing),
+				Fix: fmt.Sprintf("kubectl create clusterrolebinding %s-auth-delegator --clusterrole=%s --serviceaccount=%s:%s", sa, authDelegator, pod.Namespace, sa),
+			}}
+		})
+}
+
+func clusterBound(crbs []*rbacv1.ClusterRoleBinding, ns, sa string) bool {
+	for _, b := range crbs {
+		if b.RoleRef.Kind == "ClusterRole" && b.RoleRef.Name == authDelegator && hasSubject(b.Subjects, ns, sa) {
+			return true
+		}
+	}
+	return false
+}
+
+func readerBound(rbs []*rbacv1.RoleBinding, ns, sa string) bool {
+	for _, b := range rbs {
+		if b.RoleRef.Name == authReader && hasSubject(b.Subjects, ns, sa) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasSubject reports whether subjects include the ServiceAccount, directly or
+// through the groups every ServiceAccount (of the namespace) belongs to.
+func hasSubject(subjects []rbacv1.Subject, ns, sa string) bool {
+	for _, s := range subjects {
+		switch s.Kind {
+		case rbacv1.ServiceAccountKind:
+			if s.Name == sa && s.Namespace == ns {
+				return true
+			}
+		case rbacv1.GroupKind:
+			if s.Name == "system:serviceaccounts" || s.Name == "system:serviceaccounts:"+ns || s.Name == "system:authenticated" {
+				return true
+			}
+		}
+	}
+	return false
+}

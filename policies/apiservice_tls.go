@@ -1,0 +1,192 @@
+package policies
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"time"
+
+	"apiservice-guard.io/apiservice-guard/certs"
+)
+
+// Annotations that declare who fills in an empty caBundle.
+const (
+	// AnnotationInjectCAFrom is cert-manager's cainjector annotation naming a
+	// Certificate ("<namespace>/<name>").
+	AnnotationInjectCAFrom = "cert-manager.io/inject-ca-from"
+	// AnnotationInjectCAFromSecret is cainjector's annotation naming a Secret.
+	AnnotationInjectCAFromSecret = "cert-manager.io/inject-ca-from-secret"
+	// AnnotationCAInjectedBy tells the guard that another tool writes the
+	// caBundle (value: the tool's name), so an empty one is expected.
+	AnnotationCAInjectedBy = "apiservice-guard.io/ca-injected-by"
+	// labelPartOf with value "keda-operator" marks KEDA's APIService, whose
+	// caBundle KEDA's own certificate rotation fills in.
+	labelPartOf = "app.kubernetes.io/part-of"
+)
+
+// expiryWarning is how close to expiry a caBundle gets a warning.
+const expiryWarning = 30 * 24 * time.Hour
+
+func caBundleInvalidRule() Rule {
+	return apiServiceRule("apiservice-cabundle-invalid", Enforce,
+		"caBundle is not PEM, holds no certificate, is expired, or is missing while insecureSkipTLSVerify is false (expiring within 30 days: warning)",
+		func(_ context.Context, f *backendFacts) []Result {
+			if f.api.Spec.InsecureSkipTLSVerify {
+				return nil
+			}
+			if len(f.api.Spec.CABundle) == 0 {
+				return emptyBundleResults(f)
+			}
+			bundle, err := certs.ParseBundle(f.api.Spec.CABundle)
+			if err != nil {
+				return []Result{{
+					Message: fmt.Sprintf("%s caBundle is invalid: %v", f.apiServiceName(), err),
+					Fix:     "set spec.caBundle to the base64 of the PEM CA certificate that issued the adapter's serving certificate",
+				}}
+			}
+			return expiryResults(f, bundle)
+		})
+}
+
+// emptyBundleResults reports a missing caBundle: a violation, unless an
+// injector is declared to fill it in, in which case only a note.
+func emptyBundleResults(f *backendFacts) []Result {
+	msg := fmt.Sprintf("%s has no caBundle and insecureSkipTLSVerify is false: the aggregator cannot verify %s and will report FailedDiscoveryCheck",
+		f.apiServiceName(), f.svcName())
+	if who := caInjector(f); who != "" {
+		return []Result{{Message: msg + " until " + who + " injects the CA", Advisory: true}}
+	}
+	return []Result{{
+		Message: msg,
+		Fix:     "set spec.caBundle, or annotate " + AnnotationInjectCAFrom + ": <namespace>/<Certificate> to have it injected",
+	}}
+}
+
+// caInjector names the tool declared to write this APIService's caBundle.
+func caInjector(f *backendFacts) string {
+	a := f.api.Annotations
+	switch {
+	case a[AnnotationInjectCAFrom] != "":
+		return "cert-manager (from Certificate " + a[AnnotationInjectCAFrom] + ")"
+	case a[AnnotationInjectCAFromSecret] != "":
+		return "cert-manager (from Secret " + a[AnnotationInjectCAFromSecret] + ")"
+	case a[AnnotationCAInjectedBy] != "":
+		return a[AnnotationCAInjectedBy]
+	case f.api.Labels[labelPartOf] == "keda-operator":
+		return "KEDA's certificate rotation"
+	}
+	return ""
+}
+
+// expiryResults denies a bundle in which no certificate is valid now, and warns
+// when the longest-lived valid one expires within expiryWarning. Expired extra
+// certificates next to a valid one are harmless (cainjector keeps old CAs for
+// rotation overlap) and are not reported.
+func expiryResults(f *backendFacts, bundle []*x509.Certificate) []Result {
+	now := f.review.now()
+	var best time.Duration
+	var firstErr error
+	for _, c := range bundle {
+		left, err := certs.Expiry(c, now)
+		if err != nil {
+			firstErr = cmpErr(firstErr, err)
+			continue
+		}
+		best = max(best, left)
+	}
+	switch {
+	case best == 0:
+		return []Result{{
+			Message: fmt.Sprintf("%s caBundle has no valid certificate: %v", f.apiServiceName(), firstErr),
+			Fix:     "put the adapter's current CA certificate in spec.caBundle",
+		}}
+	case best < expiryWarning:
+		return []Result{{
+			Message:  fmt.Sprintf("%s caBundle expires in %d days", f.apiServiceName(), int(best.Hours()/24)),
+			Fix:      "rotate the adapter's CA and update spec.caBundle",
+			Advisory: true,
+		}}
+	}
+	return nil
+}
+
+func cmpErr(first, err error) error {
+	if first != nil {
+		return first
+	}
+	return err
+}
+
+func insecureSkipTLSRule() Rule {
+	return apiServiceRule("apiservice-insecure-skip-tls", Warn,
+		"insecureSkipTLSVerify is true: the aggregator does not verify the adapter",
+		func(_ context.Context, f *backendFacts) []Result {
+			if !f.api.Spec.InsecureSkipTLSVerify {
+				return nil
+			}
+			return []Result{{
+				Message: fmt.Sprintf("%s sets insecureSkipTLSVerify: the API server sends requests to %s without verifying it",
+					f.apiServiceName(), f.svcName()),
+				Fix: "set caBundle instead, or annotate " + AnnotationInjectCAFrom + " to have it injected",
+			}}
+		})
+}
+
+func caBundleMismatchRule() Rule {
+	return apiServiceRule("apiservice-cabundle-mismatch", Enforce,
+		"caBundle does not verify the backend's serving certificate (denied when the APIService is Available now, else warned)",
+		func(ctx context.Context, f *backendFacts) []Result {
+			if f.api.Spec.InsecureSkipTLSVerify || len(f.api.Spec.CABundle) == 0 {
+				return nil
+			}
+			bundle, err := certs.ParseBundle(f.api.Spec.CABundle)
+			if err != nil {
+				return nil // apiservice-cabundle-invalid reports it
+			}
+			sc := servingCertFor(ctx, f)
+			if sc.err != nil {
+				return nil // cannot verify: nothing to say
+			}
+			// The name is checked by apiservice-serving-cert-san; here only
+			// whether the chain leads to a root in the bundle.
+			err = certs.VerifyServing(bundle, sc.chain, "", f.review.now())
+			if err == nil {
+				return nil
+			}
+			return []Result{{
+				Message: fmt.Sprintf("%s caBundle does not verify the serving certificate of %s (%s, issued by %q): %v; the aggregator will report FailedDiscoveryCheck",
+					f.apiServiceName(), f.svcName(), sc.source, sc.chain[0].Issuer.CommonName, shortX509(err)),
+				Fix:      fmt.Sprintf("set caBundle to the CA that issued it (%q)%s", sc.chain[0].Issuer.CommonName, sc.caHint),
+				Advisory: !f.available(),
+			}}
+		})
+}
+
+func servingCertSANRule() Rule {
+	return apiServiceRule("apiservice-serving-cert-san", Warn,
+		"the backend's serving certificate lacks the DNS name <service>.<namespace>.svc",
+		func(ctx context.Context, f *backendFacts) []Result {
+			if f.api.Spec.InsecureSkipTLSVerify {
+				return nil
+			}
+			sc := servingCertFor(ctx, f)
+			if sc.err != nil || certs.HasDNSName(sc.chain[0], f.dnsName) {
+				return nil
+			}
+			return []Result{{
+				Message: fmt.Sprintf("the serving certificate of %s (%s) lacks DNS name %s, which the aggregator verifies; it has %v",
+					f.svcName(), sc.source, f.dnsName, sc.chain[0].DNSNames),
+				Fix: "reissue the serving certificate with " + f.dnsName + " in its dnsNames",
+			}}
+		})
+}
+
+// shortX509 strips the wrapping Go adds around x509 verification errors.
+func shortX509(err error) string {
+	var ua x509.UnknownAuthorityError
+	if errors.As(err, &ua) {
+		return "x509: certificate signed by unknown authority"
+	}
+	return err.Error()
+}

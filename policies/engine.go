@@ -1,0 +1,129 @@
+package policies
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
+
+	"apiservice-guard.io/apiservice-guard/cluster"
+)
+
+// Engine evaluates every enabled rule for a review. It is safe for concurrent
+// use: it holds no state besides its configuration.
+type Engine struct {
+	config Config
+	rules  []Rule
+	byKind map[schema.GroupKind][]boundRule
+}
+
+type boundRule struct {
+	rule   *Rule
+	action Action
+}
+
+// NewEngine builds an engine running rules with the actions from config. The
+// config must have been validated against the same rules (ParseConfig does).
+func NewEngine(config Config, rules []Rule) (*Engine, error) {
+	e := &Engine{config: config, rules: rules, byKind: map[schema.GroupKind][]boundRule{}}
+	for i := range rules {
+		rule := &rules[i]
+		if rule.Name == "" || rule.Check == nil || len(rule.Kinds) == 0 {
+			return nil, fmt.Errorf("rule %d (%q) needs a name, a check and at least one kind", i, rule.Name)
+		}
+		action := config.actionFor(rule)
+		if action == Off {
+			continue
+		}
+		for _, k := range rule.Kinds {
+			e.byKind[k] = append(e.byKind[k], boundRule{rule: rule, action: action})
+		}
+	}
+	return e, nil
+}
+
+// Config returns the engine's configuration.
+func (e *Engine) Config() Config { return e.config }
+
+// Rules returns the catalogue the engine was built with, enabled or not.
+func (e *Engine) Rules() []Rule { return e.rules }
+
+// Handles reports whether any enabled rule reviews kind.
+func (e *Engine) Handles(kind schema.GroupKind) bool { return len(e.byKind[kind]) > 0 }
+
+// Evaluate runs every enabled rule that applies to the review and returns all
+// findings, in catalogue order. Nothing is returned for exempt namespaces.
+func (e *Engine) Evaluate(ctx context.Context, r *Review, v cluster.View) []Finding {
+	if e.exempt(r) {
+		return nil
+	}
+	r.now()
+	var findings []Finding
+	ref := objectRef(r)
+	for _, br := range e.byKind[r.Kind] {
+		if !br.rule.applies(r.Kind, r.Operation) {
+			continue
+		}
+		for _, res := range br.rule.Check(ctx, r, v) {
+			findings = append(findings, Finding{
+				Rule:    br.rule.Name,
+				Action:  e.config.effective(br.action, res.Advisory),
+				Object:  ref,
+				Message: res.Message,
+				Fix:     res.Fix,
+			})
+		}
+	}
+	return findings
+}
+
+// exempt reports whether the review concerns an exempt namespace: the object's
+// own, or for an APIService the namespace of its backend Service.
+func (e *Engine) exempt(r *Review) bool {
+	if len(e.config.ExemptNamespaces) == 0 {
+		return false
+	}
+	ns := r.Namespace
+	if svc := apiServiceBackend(r); svc != nil {
+		ns = svc.Namespace
+	}
+	return ns != "" && slices.Contains(e.config.ExemptNamespaces, ns)
+}
+
+// apiServiceBackend returns the backend reference of the reviewed APIService
+// (new object, else old), or nil.
+func apiServiceBackend(r *Review) *apiregv1.ServiceReference {
+	for _, obj := range []any{r.Object, r.OldObject} {
+		if as, ok := obj.(*apiregv1.APIService); ok && as != nil && as.Spec.Service != nil {
+			return as.Spec.Service
+		}
+	}
+	return nil
+}
+
+// objectRef names the reviewed object.
+func objectRef(r *Review) ObjectRef {
+	ref := ObjectRef{Kind: r.Kind.Kind, Namespace: r.Namespace, Name: r.Name}
+	for _, obj := range []any{r.Object, r.OldObject} {
+		if o, ok := obj.(interface {
+			GetObjectKind() schema.ObjectKind
+		}); ok && o != nil {
+			if gvk := o.GetObjectKind().GroupVersionKind(); gvk.Version != "" {
+				ref.APIVersion = gvk.GroupVersion().String()
+				break
+			}
+		}
+	}
+	if ref.APIVersion == "" {
+		ref.APIVersion = defaultVersions[r.Kind].String()
+	}
+	return ref
+}
+
+// defaultVersions fills ObjectRef.APIVersion when a typed object arrived
+// without TypeMeta (the API machinery strips it when decoding into Go types).
+var defaultVersions = map[schema.GroupKind]schema.GroupVersion{
+	APIServiceKind: apiregv1.SchemeGroupVersion,
+}

@@ -1,0 +1,116 @@
+package policies
+
+import (
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// Action is what happens when a rule finds something.
+type Action string
+
+const (
+	// Enforce denies the admission request.
+	Enforce Action = "Enforce"
+	// Warn allows the request and returns a warning to the client.
+	Warn Action = "Warn"
+	// Audit allows the request silently and records an audit annotation.
+	Audit Action = "Audit"
+	// Off disables the rule: it is not evaluated.
+	Off Action = "Off"
+)
+
+// Operation is the kind of write under review.
+type Operation string
+
+const (
+	// Create is a new object.
+	Create Operation = "CREATE"
+	// Update replaces an existing object.
+	Update Operation = "UPDATE"
+	// Delete removes an object; Review.Object is nil.
+	Delete Operation = "DELETE"
+)
+
+// Review is one object write submitted to the engine, whatever the entry point.
+type Review struct {
+	// Operation is CREATE, UPDATE or DELETE. The offline check uses CREATE.
+	Operation Operation
+	// Kind is the group/kind of the object.
+	Kind schema.GroupKind
+	// Object is the object after the write (nil on DELETE); typed.
+	Object runtime.Object
+	// OldObject is the object before the write (nil on CREATE); typed.
+	OldObject runtime.Object
+	// Namespace and Name identify the object.
+	Namespace, Name string
+	// User is the requesting user name, when known.
+	User string
+	// DryRun is true for dry-run requests: nothing is recorded.
+	DryRun bool
+	// Now is the evaluation time; zero means time.Now().
+	Now time.Time
+
+	memo map[any]any
+}
+
+// ObjectRef names the object a finding is about.
+type ObjectRef struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Namespace  string `json:"namespace,omitempty"`
+	Name       string `json:"name"`
+}
+
+// Result is what a rule reports; the engine turns it into a Finding.
+type Result struct {
+	// Message says what is wrong, without the rule name.
+	Message string
+	// Fix says how to fix it; may be empty.
+	Fix string
+	// Advisory caps the action at Warn: an Enforce rule reports something it is
+	// not sure enough of to deny (for example an expiring, not yet expired,
+	// certificate).
+	Advisory bool
+}
+
+// Finding is one rule's verdict on one review, with the action to take.
+type Finding struct {
+	Rule    string    `json:"rule"`
+	Action  Action    `json:"action"`
+	Object  ObjectRef `json:"object"`
+	Message string    `json:"message"`
+	Fix     string    `json:"fix,omitempty"`
+}
+
+// String renders the finding as "[rule] message Fix: fix".
+func (f Finding) String() string {
+	s := "[" + f.Rule + "] " + f.Message
+	if f.Fix != "" {
+		s += " Fix: " + f.Fix
+	}
+	return s
+}
+
+// now returns the review's evaluation time.
+func (r *Review) now() time.Time {
+	if r.Now.IsZero() {
+		r.Now = time.Now()
+	}
+	return r.Now
+}
+
+// memoize returns the value computed by fn for key, computing it once per
+// review, so rules of one family share the cluster look-ups they have in common.
+func memoize[T any](r *Review, key any, fn func() T) T {
+	if v, ok := r.memo[key]; ok {
+		return v.(T)
+	}
+	if r.memo == nil {
+		r.memo = map[any]any{}
+	}
+	v := fn()
+	r.memo[key] = v
+	return v
+}
