@@ -24,17 +24,32 @@ func ParseBundle(data []byte) ([]*x509.Certificate, error) {
 	if len(rest) == 0 {
 		return nil, ErrEmpty
 	}
+	if !bytes.Contains(rest, pemBegin) {
+		return nil, errors.New("not PEM: no -----BEGIN CERTIFICATE----- block found")
+	}
 	var certs []*x509.Certificate
 	for i := 0; len(rest) > 0; i++ {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
+		if !bytes.HasPrefix(rest, pemBegin) {
 			if i == 0 {
-				return nil, errors.New("not PEM: no -----BEGIN CERTIFICATE----- block found")
+				return nil, fmt.Errorf("not PEM: %d bytes before the first block that are not a PEM block", bytes.Index(rest, pemBegin))
 			}
 			return nil, fmt.Errorf("not PEM after block %d: %d bytes that are not a PEM block", i, len(rest))
 		}
-		rest = bytes.TrimSpace(rest)
+		// pem.Decode silently skips what it cannot decode (a block with bad
+		// base64, text between blocks) and returns the next good block, so
+		// decode exactly one block: up to the next BEGIN line.
+		end := len(rest)
+		if j := bytes.Index(rest[len(pemBegin):], pemBegin); j >= 0 {
+			end = len(pemBegin) + j
+		}
+		block, tail := pem.Decode(rest[:end])
+		if block == nil {
+			return nil, fmt.Errorf("block %d is not valid PEM: bad base64 or no matching -----END line", i+1)
+		}
+		if tail = bytes.TrimSpace(tail); len(tail) > 0 {
+			return nil, fmt.Errorf("not PEM after block %d: %d bytes that are not a PEM block", i+1, len(tail))
+		}
+		rest = bytes.TrimSpace(rest[end:])
 		if block.Type != "CERTIFICATE" {
 			if strings.Contains(block.Type, "PRIVATE KEY") {
 				return nil, fmt.Errorf("block %d is a %s: a CA bundle must hold only certificates (remove the key, it is now exposed)", i+1, block.Type)
@@ -49,6 +64,9 @@ func ParseBundle(data []byte) ([]*x509.Certificate, error) {
 	}
 	return certs, nil
 }
+
+// pemBegin starts every PEM block.
+var pemBegin = []byte("-----BEGIN ")
 
 // Fingerprint returns the hex SHA-256 of a certificate's DER bytes.
 func Fingerprint(cert *x509.Certificate) string {

@@ -40,7 +40,7 @@ build_one() {
   echo "hack/tools.sh: building $name ($pkg) into $bin; the first build takes several minutes" >&2
   mkdir -p "$bin"
   (cd "$here/tools/$module_dir" && \
-    GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$bin/.$name.tmp" "$pkg")
+    GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$bin/.$name.tmp" "$pkg")
   mv "$bin/.$name.tmp" "$bin/$name"
 }
 

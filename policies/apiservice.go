@@ -70,6 +70,10 @@ type backendFacts struct {
 	svcPort *corev1.ServicePort // the Service port named by spec.service.port
 	pods    []*corev1.Pod       // pods selected by the Service
 	slices  []*discoveryv1.EndpointSlice
+	// slicesErr is set when the view could not list the EndpointSlices (for
+	// example ErrNotAvailable from a static view without any): readiness is
+	// then unknown, not "none ready".
+	slicesErr error
 	// stored is the APIService as the cluster has it now (nil if new).
 	stored *apiregv1.APIService
 }
@@ -99,10 +103,12 @@ func factsFor(ctx context.Context, r *Review, v cluster.View) *backendFacts {
 // and make the rules that need the missing part stay silent.
 func (f *backendFacts) load(ctx context.Context) {
 	v := f.view
-	if stored, err := v.APIService(ctx, f.api.Name); err == nil {
-		f.stored = stored
-	} else if f.old != nil {
+	// On UPDATE the request's old object is the stored one, fresher than any
+	// cache; on CREATE the view may still know an object of that name.
+	if f.old != nil {
 		f.stored = f.old
+	} else if stored, err := v.APIService(ctx, f.api.Name); err == nil {
+		f.stored = stored
 	}
 	if _, f.nsErr = v.Namespace(ctx, f.ref.Namespace); f.nsErr != nil {
 		return
@@ -123,7 +129,7 @@ func (f *backendFacts) load(ctx context.Context) {
 	if len(f.svc.Spec.Selector) > 0 {
 		f.pods, _ = v.Pods(ctx, f.ref.Namespace, labels.SelectorFromSet(f.svc.Spec.Selector))
 	}
-	f.slices, _ = v.EndpointSlices(ctx, f.ref.Namespace, f.ref.Name)
+	f.slices, f.slicesErr = v.EndpointSlices(ctx, f.ref.Namespace, f.ref.Name)
 }
 
 // externalName reports whether the backend Service is of type ExternalName:

@@ -83,7 +83,7 @@ func noReadyEndpointsRule() Rule {
 	return apiServiceRule("apiservice-no-ready-endpoints", Warn,
 		"the backend Service has no ready endpoints on the APIService port",
 		func(_ context.Context, f *backendFacts) []Result {
-			if f.svc == nil || f.externalName() || f.svcPort == nil {
+			if f.svc == nil || f.externalName() || f.svcPort == nil || f.slicesErr != nil {
 				return nil
 			}
 			if hasReadyEndpoint(f) {

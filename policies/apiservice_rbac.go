@@ -3,6 +3,7 @@ package policies
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 )
@@ -26,20 +27,22 @@ func authDelegationRule() Rule {
 			if sa == "" {
 				sa = defaultServiceAccout
 			}
-			var missing []string
+			var missing, fixes []string
 			if crbs, err := f.view.ClusterRoleBindings(ctx); err == nil && !clusterBound(crbs, pod.Namespace, sa) {
 				missing = append(missing, fmt.Sprintf("a ClusterRoleBinding to ClusterRole %s", authDelegator))
+				fixes = append(fixes, fmt.Sprintf("kubectl create clusterrolebinding %s-auth-delegator --clusterrole=%s --serviceaccount=%s:%s", sa, authDelegator, pod.Namespace, sa))
 			}
 			if rbs, err := f.view.RoleBindings(ctx, authReaderNamespace); err == nil && !readerBound(rbs, pod.Namespace, sa) {
 				missing = append(missing, fmt.Sprintf("a RoleBinding in %s to Role %s", authReaderNamespace, authReader))
+				fixes = append(fixes, fmt.Sprintf("kubectl -n %s create rolebinding %s-auth-reader --role=%s --serviceaccount=%s:%s", authReaderNamespace, sa, authReader, pod.Namespace, sa))
 			}
 			if len(missing) == 0 {
 				return nil
 			}
 			return []Result{{
-				Message: fmt.Sprintf("ServiceAccount %s/%s of the %s backend lacks %v; the adapter cannot authenticate the API server's requests (403/401 from the adapter)",
-					pod.Namespace, sa, f.apiServiceName(), missing),
-				Fix: fmt.Sprintf("kubectl create clusterrolebinding %s-auth-delegator --clusterrole=%s --serviceaccount=%s:%s", sa, authDelegator, pod.Namespace, sa),
+				Message: fmt.Sprintf("ServiceAccount %s/%s of the %s backend lacks %s; the adapter cannot authenticate the API server's requests (403/401 from the adapter)",
+					pod.Namespace, sa, f.apiServiceName(), strings.Join(missing, " and ")),
+				Fix: strings.Join(fixes, "; "),
 			}}
 		})
 }
@@ -69,6 +72,11 @@ func hasSubject(subjects []rbacv1.Subject, ns, sa string) bool {
 		switch s.Kind {
 		case rbacv1.ServiceAccountKind:
 			if s.Name == sa && s.Namespace == ns {
+				return true
+			}
+		case rbacv1.UserKind:
+			// A ServiceAccount authenticates as this user name.
+			if s.Name == "system:serviceaccount:"+ns+":"+sa {
 				return true
 			}
 		case rbacv1.GroupKind:

@@ -1,0 +1,219 @@
+package cluster
+
+import (
+	listpkg "container/list"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"apiservice-guard.io/apiservice-guard/certs"
+)
+
+// ProberOptions configures a Prober. Zero values take the documented defaults.
+type ProberOptions struct {
+	// Timeout bounds one probe, TCP dial and TLS handshake together.
+	// Defaults to 1s.
+	Timeout time.Duration
+	// TTL is how long a presented chain is reused before the server is probed
+	// again, so a rotated certificate is seen at most TTL late. Defaults to 1m.
+	TTL time.Duration
+	// FailureTTL is how long a failed probe is reused, so a down backend is
+	// not dialled on every admission request. Defaults to 5s.
+	FailureTTL time.Duration
+	// MaxEntries bounds the number of (address, serverName) results kept; the
+	// oldest is evicted first. Defaults to 1024.
+	MaxEntries int
+}
+
+func (o ProberOptions) withDefaults() ProberOptions {
+	if o.Timeout <= 0 {
+		o.Timeout = time.Second
+	}
+	if o.TTL <= 0 {
+		o.TTL = time.Minute
+	}
+	if o.FailureTTL <= 0 {
+		o.FailureTTL = 5 * time.Second
+	}
+	if o.MaxEntries <= 0 {
+		o.MaxEntries = 1024
+	}
+	return o
+}
+
+// Prober fetches the certificate chain a TLS server presents, without
+// verifying it: verification against an APIService caBundle is a rule's job.
+// Results are cached per (address, serverName) and concurrent probes of the
+// same key share one connection. A Prober is safe for concurrent use.
+type Prober struct {
+	opts    ProberOptions
+	results *ttlCache[probeResult]
+	group   singleflight.Group
+}
+
+// probeResult is one cached probe: the chain, leaf first, and the leaf's
+// fingerprint, used to notice a changed certificate.
+type probeResult struct {
+	chain       []*x509.Certificate
+	fingerprint string
+}
+
+// NewProber returns a Prober with opts (defaults applied).
+func NewProber(opts ProberOptions) *Prober {
+	opts = opts.withDefaults()
+	return &Prober{opts: opts, results: newTTLCache[probeResult](opts.MaxEntries)}
+}
+
+// ServingCertificate returns the chain presented by the TLS server at address
+// ("host:port") for SNI serverName, leaf first. The returned certificates are
+// shared with the cache and must not be modified. Failures are plain errors
+// (connection refused, timeout, handshake failure), not ErrNotAvailable.
+func (p *Prober) ServingCertificate(ctx context.Context, address, serverName string) ([]*x509.Certificate, error) {
+	key := address + "\x00" + serverName
+	if r, err, ok := p.results.get(key); ok {
+		return r.chain, err
+	}
+	// The shared probe must not fail for every waiter because the first
+	// caller went away, so it runs detached from ctx, bounded by Timeout;
+	// each caller still stops waiting when its own ctx ends.
+	ch := p.group.DoChan(key, func() (any, error) {
+		return p.probeAndStore(context.WithoutCancel(ctx), key, address, serverName)
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.([]*x509.Certificate), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("TLS probe of %s: %w", address, context.Cause(ctx))
+	}
+}
+
+// probeAndStore probes once and caches the outcome, logging when the leaf
+// certificate differs from the one seen last time.
+func (p *Prober) probeAndStore(ctx context.Context, key, address, serverName string) ([]*x509.Certificate, error) {
+	chain, err := p.probe(ctx, address, serverName)
+	if err != nil {
+		p.results.put(key, probeResult{}, err, p.opts.FailureTTL)
+		return nil, err
+	}
+	r := probeResult{chain: chain, fingerprint: certs.Fingerprint(chain[0])}
+	if prev, ok := p.results.last(key); ok && prev.fingerprint != "" && prev.fingerprint != r.fingerprint {
+		log.FromContext(ctx).Info("serving certificate changed",
+			"address", address, "serverName", serverName, "previous", prev.fingerprint, "fingerprint", r.fingerprint)
+	}
+	p.results.put(key, r, nil, p.opts.TTL)
+	return chain, nil
+}
+
+// probe dials address, completes a TLS handshake with SNI serverName and
+// returns the presented chain.
+func (p *Prober) probe(ctx context.Context, address, serverName string) ([]*x509.Certificate, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
+	defer cancel()
+	d := &tls.Dialer{Config: &tls.Config{
+		ServerName: serverName,
+		// Only the presented chain is wanted; the rules verify it against
+		// the APIService caBundle, as the aggregator would.
+		InsecureSkipVerify: true, //nolint:gosec // see above
+		MinVersion:         tls.VersionTLS12,
+	}}
+	conn, err := d.DialContext(ctx, "tcp", address)
+	if err != nil {
+		return nil, fmt.Errorf("TLS probe of %s (server name %q): %w", address, serverName, err)
+	}
+	defer conn.Close()
+	tc, ok := conn.(*tls.Conn)
+	if !ok {
+		return nil, fmt.Errorf("TLS probe of %s: unexpected connection type %T", address, conn)
+	}
+	chain := tc.ConnectionState().PeerCertificates
+	if len(chain) == 0 {
+		return nil, fmt.Errorf("TLS probe of %s (server name %q): %w", address, serverName, errNoPeerCertificate)
+	}
+	return chain, nil
+}
+
+var errNoPeerCertificate = errors.New("server presented no certificate")
+
+// ttlCache is a small map of values (or errors) that expire, bounded in size
+// by evicting the oldest insertion. It is safe for concurrent use.
+type ttlCache[V any] struct {
+	mu      sync.Mutex
+	limit   int
+	now     func() time.Time
+	order   *listpkg.List // of *ttlEntry[V], newest first
+	entries map[string]*listpkg.Element
+}
+
+type ttlEntry[V any] struct {
+	key     string
+	value   V
+	err     error
+	expires time.Time
+}
+
+func newTTLCache[V any](limit int) *ttlCache[V] {
+	return &ttlCache[V]{limit: limit, now: time.Now, order: listpkg.New(), entries: map[string]*listpkg.Element{}}
+}
+
+// get returns the unexpired value or error stored for key.
+func (c *ttlCache[V]) get(key string) (V, error, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var zero V
+	el, ok := c.entries[key]
+	if !ok {
+		return zero, nil, false
+	}
+	e := el.Value.(*ttlEntry[V])
+	if !c.now().Before(e.expires) {
+		return zero, nil, false
+	}
+	return e.value, e.err, true
+}
+
+// last returns the value stored for key even when it has expired.
+func (c *ttlCache[V]) last(key string) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.entries[key]; ok {
+		return el.Value.(*ttlEntry[V]).value, true
+	}
+	var zero V
+	return zero, false
+}
+
+// put stores value and err for key for ttl, evicting the oldest entries
+// beyond the size bound.
+func (c *ttlCache[V]) put(key string, value V, err error, ttl time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := &ttlEntry[V]{key: key, value: value, err: err, expires: c.now().Add(ttl)}
+	if el, ok := c.entries[key]; ok {
+		el.Value = e
+		c.order.MoveToFront(el)
+	} else {
+		c.entries[key] = c.order.PushFront(e)
+	}
+	for c.order.Len() > c.limit {
+		oldest := c.order.Back()
+		c.order.Remove(oldest)
+		delete(c.entries, oldest.Value.(*ttlEntry[V]).key)
+	}
+}
+
+// len returns the number of entries, expired ones included.
+func (c *ttlCache[V]) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.order.Len()
+}

@@ -1,0 +1,19 @@
+package cluster
+
+import (
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
+)
+
+// NewScheme returns a scheme with every type the guard reads: the built-in
+// Kubernetes API, APIService and cert-manager's Certificate.
+func NewScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(apiregv1.AddToScheme(s))
+	utilruntime.Must(cmapi.AddToScheme(s))
+	return s
+}

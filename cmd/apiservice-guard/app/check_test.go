@@ -1,0 +1,458 @@
+package app
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"apiservice-guard.io/apiservice-guard/certs"
+	"apiservice-guard.io/apiservice-guard/policies"
+)
+
+// Fixture paths, relative to the package directory tests run in.
+const (
+	backendDir   = "testdata/check/backend"
+	brokenDir    = "testdata/check/broken"
+	badCABundle  = brokenDir + "/bad-cabundle.yaml"
+	insecureSkip = brokenDir + "/insecure-skip.yaml"
+	portMismatch = brokenDir + "/port-mismatch.yaml"
+	invalidYAML  = "testdata/check/invalid.yaml"
+	configAudit  = "testdata/check/config-audit.yaml"
+	configBad    = "testdata/check/config-bad.yaml"
+)
+
+// kedaService is the DNS name the aggregator verifies for the backend in
+// testdata/check/backend.
+const kedaService = "keda-operator-metrics-apiserver.keda.svc"
+
+// finding builds the expected finding on a testdata APIService; Message and
+// Fix are compared separately.
+func finding(rule string, action policies.Action, apiService string) policies.Finding {
+	return policies.Finding{
+		Rule: rule, Action: action,
+		Object: policies.ObjectRef{APIVersion: "apiregistration.k8s.io/v1", Kind: "APIService", Name: apiService},
+	}
+}
+
+// runMain runs the command line and returns the exit code and output.
+func runMain(args ...string) (code int, stdout, stderr string) {
+	var out, errOut bytes.Buffer
+	code = Main(args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// decodeReport decodes the JSON report strictly: no field beyond the format.
+func decodeReport(t *testing.T, stdout string) []policies.Finding {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(stdout))
+	dec.DisallowUnknownFields()
+	var rep checkJSON
+	if err := dec.Decode(&rep); err != nil {
+		t.Fatalf("stdout is not a JSON report: %v\n%s", err, stdout)
+	}
+	if rep.Findings == nil {
+		t.Fatalf("findings is null or missing, want a list:\n%s", stdout)
+	}
+	return rep.Findings
+}
+
+// apiServiceYAML is an APIService for the testdata backend with caBundle.
+func apiServiceYAML(name string, caBundle []byte) string {
+	group := name[strings.Index(name, ".")+1:]
+	return fmt.Sprintf(`apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata:
+  name: %s
+spec:
+  group: %s
+  version: v1beta1
+  groupPriorityMinimum: 100
+  versionPriority: 100
+  caBundle: %s
+  service:
+    name: keda-operator-metrics-apiserver
+    namespace: keda
+    port: 443
+`, name, group, base64.StdEncoding.EncodeToString(caBundle))
+}
+
+// writeGenerated writes, into a new directory, the Secret the testdata
+// Deployment mounts (serving certificate for kedaService issued by a fresh
+// CA) and an APIService whose caBundle is that CA, or, with wrongCA, another
+// one. It returns the directory.
+func writeGenerated(t *testing.T, wrongCA bool) string {
+	t.Helper()
+	ca, err := certs.NewCA("keda-ca", 365*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serving, err := ca.IssueServing([]string{kedaService}, nil, 90*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundleCA := ca
+	if wrongCA {
+		if bundleCA, err = certs.NewCA("other-ca", 365*24*time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b64 := func(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+	secret := fmt.Sprintf(`apiVersion: v1
+kind: Secret
+metadata:
+  name: keda-certs
+  namespace: keda
+type: kubernetes.io/tls
+data:
+  tls.crt: %s
+  tls.key: %s
+  ca.crt: %s
+`, b64(serving.CertPEM()), b64(serving.KeyPEM()), b64(ca.CertPEM()))
+	dir := t.TempDir()
+	for name, data := range map[string]string{
+		"secret.yaml":     secret,
+		"apiservice.yaml": apiServiceYAML("v1beta1.external.metrics.k8s.io", bundleCA.CertPEM()),
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestCheckJSON(t *testing.T) {
+	clean := writeGenerated(t, false)
+	mismatch := writeGenerated(t, true)
+	const external, custom, customV2 = "v1beta1.external.metrics.k8s.io", "v1beta1.custom.metrics.k8s.io", "v1beta2.custom.metrics.k8s.io"
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		want     []policies.Finding
+		// wantMessage is a part of each finding's message, in order.
+		wantMessage []string
+	}{{
+		name:     "clean manifests",
+		args:     []string{"-f", backendDir, "-f", clean},
+		wantCode: exitOK,
+		want:     []policies.Finding{},
+	}, {
+		name:     "control-plane CIDRs are accepted",
+		args:     []string{"-f", backendDir, "-f", clean, "--control-plane-cidr", "172.16.0.0/28", "--control-plane-cidr", "fd00::/64"},
+		wantCode: exitOK,
+		want:     []policies.Finding{},
+	}, {
+		name:        "caBundle not PEM",
+		args:        []string{"-f", backendDir, "-f", badCABundle},
+		wantCode:    exitFindings,
+		want:        []policies.Finding{finding("apiservice-cabundle-invalid", policies.Enforce, external)},
+		wantMessage: []string{"caBundle is invalid"},
+	}, {
+		name:        "caBundle from another CA warns while the APIService is not Available",
+		args:        []string{"-f", backendDir, "-f", mismatch},
+		wantCode:    exitOK,
+		want:        []policies.Finding{finding("apiservice-cabundle-mismatch", policies.Warn, external)},
+		wantMessage: []string{`issued by "keda-ca"`},
+	}, {
+		name:        "warn only",
+		args:        []string{"-f", backendDir, "-f", insecureSkip},
+		wantCode:    exitOK,
+		want:        []policies.Finding{finding("apiservice-insecure-skip-tls", policies.Warn, custom)},
+		wantMessage: []string{"insecureSkipTLSVerify"},
+	}, {
+		name:     "Service port mismatch",
+		args:     []string{"-f", backendDir, "-f", portMismatch},
+		wantCode: exitFindings,
+		want: []policies.Finding{
+			finding("apiservice-port-mismatch", policies.Enforce, customV2),
+			finding("apiservice-insecure-skip-tls", policies.Warn, customV2),
+		},
+		wantMessage: []string{"uses port 8443", "insecureSkipTLSVerify"},
+	}, {
+		name:        "audit mode reports Enforce as Audit",
+		args:        []string{"-f", backendDir, "-f", badCABundle, "--config", configAudit},
+		wantCode:    exitOK,
+		want:        []policies.Finding{finding("apiservice-cabundle-invalid", policies.Audit, external)},
+		wantMessage: []string{"caBundle is invalid"},
+	}, {
+		name:     "directories with several files and multi-document files",
+		args:     []string{"-f", backendDir, "-f", brokenDir},
+		wantCode: exitFindings,
+		want: []policies.Finding{
+			finding("apiservice-cabundle-invalid", policies.Enforce, external),
+			finding("apiservice-insecure-skip-tls", policies.Warn, custom),
+			finding("apiservice-port-mismatch", policies.Enforce, customV2),
+			finding("apiservice-insecure-skip-tls", policies.Warn, customV2),
+		},
+	}, {
+		name:     "without the backend",
+		args:     []string{"-f", insecureSkip},
+		wantCode: exitOK,
+		want: []policies.Finding{
+			finding("apiservice-backend-missing", policies.Warn, custom),
+			finding("apiservice-insecure-skip-tls", policies.Warn, custom),
+		},
+		wantMessage: []string{`namespace "keda" does not exist`, "insecureSkipTLSVerify"},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runMain(append([]string{"check", "-o", "json"}, tt.args...)...)
+			if code != tt.wantCode {
+				t.Errorf("exit code = %d, want %d; stderr:\n%s", code, tt.wantCode, stderr)
+			}
+			if stderr != "" {
+				t.Errorf("stderr = %q, want empty", stderr)
+			}
+			got := decodeReport(t, stdout)
+			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreFields(policies.Finding{}, "Message", "Fix")); diff != "" {
+				t.Errorf("findings (-want +got):\n%s", diff)
+			}
+			for i, f := range got {
+				if f.Message == "" || f.Fix == "" {
+					t.Errorf("finding %d (%s) has message %q and fix %q, want both", i, f.Rule, f.Message, f.Fix)
+				}
+				if i < len(tt.wantMessage) && !strings.Contains(f.Message, tt.wantMessage[i]) {
+					t.Errorf("finding %d message = %q, want it to contain %q", i, f.Message, tt.wantMessage[i])
+				}
+			}
+		})
+	}
+}
+
+func TestCheckJSONEmptyIsList(t *testing.T) {
+	code, stdout, stderr := runMain("check", "-o", "json", "-f", backendDir)
+	if code != exitOK {
+		t.Fatalf("exit code = %d, want %d; stderr:\n%s", code, exitOK, stderr)
+	}
+	if want := `{"findings":[]}` + "\n"; stdout != want {
+		t.Errorf("stdout = %q, want %q", stdout, want)
+	}
+}
+
+func TestCheckText(t *testing.T) {
+	clean := writeGenerated(t, false)
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		// wantPrefixes are the beginnings of the finding lines, in order.
+		wantPrefixes []string
+		wantSummary  string
+	}{{
+		name:        "clean manifests",
+		args:        []string{"-f", backendDir, "-f", clean},
+		wantCode:    exitOK,
+		wantSummary: "no findings (1 object checked)",
+	}, {
+		name:     "findings name their rule, object and source document",
+		args:     []string{"-f", backendDir, "-f", brokenDir},
+		wantCode: exitFindings,
+		wantPrefixes: []string{
+			"ENFORCE  APIService/v1beta1.external.metrics.k8s.io (" + badCABundle + "#1)  [apiservice-cabundle-invalid] APIService ",
+			"WARN     APIService/v1beta1.custom.metrics.k8s.io (" + insecureSkip + "#1)  [apiservice-insecure-skip-tls] APIService ",
+			"ENFORCE  APIService/v1beta2.custom.metrics.k8s.io (" + portMismatch + "#2)  [apiservice-port-mismatch] APIService ",
+			"WARN     APIService/v1beta2.custom.metrics.k8s.io (" + portMismatch + "#2)  [apiservice-insecure-skip-tls] APIService ",
+		},
+		wantSummary: "4 findings: 2 enforce, 2 warn, 0 audit (3 objects checked)",
+	}, {
+		name:     "audit mode",
+		args:     []string{"-f", backendDir, "-f", badCABundle, "--config", configAudit},
+		wantCode: exitOK,
+		wantPrefixes: []string{
+			"AUDIT    APIService/v1beta1.external.metrics.k8s.io (" + badCABundle + "#1)  [apiservice-cabundle-invalid] APIService ",
+		},
+		wantSummary: "1 finding: 0 enforce, 0 warn, 1 audit (1 object checked)",
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runMain(append([]string{"check"}, tt.args...)...)
+			if code != tt.wantCode {
+				t.Errorf("exit code = %d, want %d; stderr:\n%s", code, tt.wantCode, stderr)
+			}
+			lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
+			if diff := cmp.Diff(tt.wantSummary, lines[len(lines)-1]); diff != "" {
+				t.Errorf("summary (-want +got):\n%s", diff)
+			}
+			got := lines[:len(lines)-1]
+			if len(got) != len(tt.wantPrefixes) {
+				t.Fatalf("got %d finding lines, want %d:\n%s", len(got), len(tt.wantPrefixes), stdout)
+			}
+			for i, line := range got {
+				if !strings.HasPrefix(line, tt.wantPrefixes[i]) || !strings.Contains(line, "  Fix: ") {
+					t.Errorf("line %d = %q, want prefix %q and a Fix", i, line, tt.wantPrefixes[i])
+				}
+			}
+		})
+	}
+}
+
+func TestCheckUsageErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		// wantStderr are parts of the error message.
+		wantStderr []string
+	}{{
+		name:       "no -f",
+		args:       []string{"check"},
+		wantStderr: []string{"no manifests", "-f PATH"},
+	}, {
+		name:       "unknown output format",
+		args:       []string{"check", "-f", backendDir, "-o", "yaml"},
+		wantStderr: []string{`-o "yaml"`, "text or json"},
+	}, {
+		name:       "unreadable path",
+		args:       []string{"check", "-f", "testdata/check/does-not-exist.yaml"},
+		wantStderr: []string{"testdata/check/does-not-exist.yaml"},
+	}, {
+		name:       "invalid YAML",
+		args:       []string{"check", "-f", backendDir, "-f", invalidYAML},
+		wantStderr: []string{invalidYAML + "#1", "invalid YAML"},
+	}, {
+		name:       "bad config names the line",
+		args:       []string{"check", "-f", backendDir, "--config", configBad},
+		wantStderr: []string{configBad, "line 5", `unknown rule "apiservice-cabundle-invalidd"`},
+	}, {
+		name:       "missing config",
+		args:       []string{"check", "-f", backendDir, "--config", "testdata/check/none.yaml"},
+		wantStderr: []string{"reading config", "testdata/check/none.yaml"},
+	}, {
+		name:       "invalid control-plane CIDR",
+		args:       []string{"check", "-f", backendDir, "--control-plane-cidr", "10.0.0.0"},
+		wantStderr: []string{`--control-plane-cidr "10.0.0.0"`, "not a CIDR"},
+	}, {
+		name:       "stdin twice",
+		args:       []string{"check", "-f", "-", "-f", "-"},
+		wantStderr: []string{"standard input"},
+	}, {
+		name:       "positional argument",
+		args:       []string{"check", backendDir},
+		wantStderr: []string{backendDir},
+	}, {
+		name:       "unknown flag",
+		args:       []string{"check", "-f", backendDir, "--outptu", "json"},
+		wantStderr: []string{"--outptu"},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runMain(tt.args...)
+			if code != exitUsage {
+				t.Errorf("exit code = %d, want %d", code, exitUsage)
+			}
+			if stdout != "" {
+				t.Errorf("stdout = %q, want empty", stdout)
+			}
+			for _, want := range tt.wantStderr {
+				if !strings.Contains(stderr, want) {
+					t.Errorf("stderr = %q, want it to contain %q", stderr, want)
+				}
+			}
+		})
+	}
+}
+
+func TestCheckStdin(t *testing.T) {
+	manifest, err := os.ReadFile(badCABundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		stdin      string
+		args       []string
+		wantCode   int
+		wantStdout string // prefix
+		wantErr    string
+	}{{
+		name:       "findings name stdin as their source",
+		stdin:      string(manifest),
+		args:       []string{"check", "-f", backendDir, "-f", "-"},
+		wantCode:   exitFindings,
+		wantStdout: "ENFORCE  APIService/v1beta1.external.metrics.k8s.io (<stdin>#1)  [apiservice-cabundle-invalid] ",
+	}, {
+		name:     "errors name stdin",
+		stdin:    "apiVersion: v1\nkind: Namespace\nmetadata: {name: keda}\n---\nkind: [\n",
+		args:     []string{"check", "-f", "-"},
+		wantCode: exitUsage,
+		wantErr:  "<stdin>#2: invalid YAML",
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			cmd := NewRootCommand(&stdout, &stderr)
+			cmd.SetIn(strings.NewReader(tt.stdin))
+			cmd.SetArgs(tt.args)
+			err := cmd.ExecuteContext(t.Context())
+			code := exitOK
+			if ee, ok := err.(*exitError); ok {
+				code = ee.code
+			} else if err != nil {
+				t.Fatalf("error %v is not an *exitError", err)
+			}
+			if code != tt.wantCode {
+				t.Errorf("exit code = %d, want %d (error %v)", code, tt.wantCode, err)
+			}
+			if !strings.HasPrefix(stdout.String(), tt.wantStdout) {
+				t.Errorf("stdout = %q, want prefix %q", stdout.String(), tt.wantStdout)
+			}
+			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("error = %v, want it to contain %q", err, tt.wantErr)
+			}
+			if strings.Contains(fmt.Sprint(err)+stdout.String(), os.TempDir()) {
+				t.Errorf("output names the temporary file:\n%s%v", stdout.String(), err)
+			}
+		})
+	}
+}
+
+func TestCheckOptionsValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		cidrs   []string
+		want    []netip.Prefix
+		wantErr string
+	}{{
+		name: "none",
+		want: []netip.Prefix{},
+	}, {
+		name:  "IPv4 and IPv6",
+		cidrs: []string{"172.16.0.0/28", "fd00:10::/64"},
+		want:  []netip.Prefix{netip.MustParsePrefix("172.16.0.0/28"), netip.MustParsePrefix("fd00:10::/64")},
+	}, {
+		name:    "host bits set",
+		cidrs:   []string{"172.16.0.1/28"},
+		wantErr: "did you mean 172.16.0.0/28?",
+	}, {
+		name:    "not a CIDR",
+		cidrs:   []string{"master"},
+		wantErr: "not a CIDR",
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := &checkOptions{files: []string{backendDir}, output: outputText, controlPlaneCIDRs: tt.cidrs}
+			err := o.validate()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("validate() = %v, want an error containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("validate() = %v", err)
+			}
+			if diff := cmp.Diff(tt.want, o.controlPlanePrefixes, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+				t.Errorf("prefixes (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

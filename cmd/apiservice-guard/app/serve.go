@@ -1,0 +1,195 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"apiservice-guard.io/apiservice-guard/cluster"
+	"apiservice-guard.io/apiservice-guard/policies"
+	"apiservice-guard.io/apiservice-guard/webhook"
+)
+
+// serveOptions are the flags of the serve command.
+type serveOptions struct {
+	kubeconfig        string
+	configPath        string
+	certDir           string
+	host              string
+	port              int
+	metricsAddr       string
+	probeAddr         string
+	controlPlaneCIDRs []string
+	zap               zap.Options
+}
+
+func newServeCommand() *cobra.Command {
+	o := &serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the admission webhook server",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runServe(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "path to a kubeconfig; default: in-cluster configuration")
+	f.StringVar(&o.configPath, "config", "", "policy config file (YAML); default: every rule at its default action")
+	f.StringVar(&o.certDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory holding tls.crt and tls.key; reloaded when they change")
+	f.StringVar(&o.host, "host", "", "address the webhook server listens on; default: all")
+	f.IntVar(&o.port, "port", 9443, "port the webhook server listens on")
+	f.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", `Prometheus metrics address; "0" disables`)
+	f.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	f.StringArrayVar(&o.controlPlaneCIDRs, "control-plane-cidr", nil,
+		"CIDR the control plane connects from (repeatable), e.g. a GKE master-ipv4-cidr")
+	goflags := flag.NewFlagSet("zap", flag.ContinueOnError)
+	o.zap.BindFlags(goflags)
+	f.AddGoFlagSet(goflags)
+	return cmd
+}
+
+// runServe starts the manager with the webhook server and blocks until ctx ends.
+func runServe(ctx context.Context, o *serveOptions) error {
+	usage := func(err error) error { return &exitError{code: exitUsage, err: err} }
+	rules := policies.DefaultRules()
+	cfg := policies.Config{Mode: policies.ModeEnforce}
+	if o.configPath != "" {
+		var err error
+		if cfg, err = policies.LoadConfig(o.configPath, rules); err != nil {
+			return usage(err)
+		}
+	}
+	if _, err := parseCIDRs(o.controlPlaneCIDRs); err != nil {
+		return usage(err)
+	}
+	engine, err := policies.NewEngine(cfg, rules)
+	if err != nil {
+		return usage(err)
+	}
+	restCfg, err := restConfig(o.kubeconfig)
+	if err != nil {
+		return usage(err)
+	}
+	logger := zap.New(zap.UseFlagOptions(&o.zap))
+	ctrl.SetLogger(logger)
+	ctx = ctrl.LoggerInto(ctx, logger)
+
+	mgr, err := newManager(restCfg, o)
+	if err != nil {
+		return usage(err)
+	}
+	if err := wire(ctx, mgr, engine); err != nil {
+		return usage(err)
+	}
+	logger.Info("starting apiservice-guard", "mode", string(cfg.Mode), "port", o.port, "certDir", o.certDir)
+	return mgr.Start(ctx)
+}
+
+// newManager builds the manager: TLS >= 1.2 and HTTP/1.1 only on the webhook
+// server, metrics and health endpoints, the Live view's cache options.
+func newManager(restCfg *rest.Config, o *serveOptions) (manager.Manager, error) {
+	scheme := cluster.NewScheme()
+	secure := func(c *tls.Config) {
+		c.MinVersion = tls.VersionTLS12
+		// HTTP/2 is disabled: rapid-reset and stream-multiplexing attacks
+		// (CVE-2023-44487, CVE-2023-39325) need it, and the API server's
+		// webhook client does not need it.
+		c.NextProtos = []string{"http/1.1"}
+	}
+	return ctrl.NewManager(restCfg, manager.Options{
+		Scheme:                 scheme,
+		Cache:                  cluster.CacheOptions(scheme),
+		Metrics:                metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress: o.probeAddr,
+		WebhookServer: ctrlwebhook.NewServer(ctrlwebhook.Options{
+			Host: o.host, Port: o.port, CertDir: o.certDir, TLSOpts: []func(*tls.Config){secure},
+		}),
+	})
+}
+
+// wire connects the live view, the validator and the health checks to mgr.
+// Readiness turns true only once the webhook serves and the caches synced.
+func wire(ctx context.Context, mgr manager.Manager, engine *policies.Engine) error {
+	live, err := cluster.NewLive(ctx, mgr.GetCache(), mgr.GetAPIReader(), cluster.LiveOptions{})
+	if err != nil {
+		return err
+	}
+	m, err := webhook.NewMetrics(metrics.Registry)
+	if err != nil {
+		return err
+	}
+	webhook.Register(mgr.GetWebhookServer(), webhook.NewValidator(webhook.ValidatorOptions{
+		Engine: engine, View: live, Scheme: mgr.GetScheme(),
+		Recorder: mgr.GetEventRecorder("apiservice-guard"), Metrics: m,
+	}))
+	var synced atomic.Bool
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		if live.WaitForCacheSync(ctx) {
+			synced.Store(true)
+		}
+		return nil
+	})); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+		return err
+	}
+	return mgr.AddReadyzCheck("caches", func(*http.Request) error {
+		if !synced.Load() {
+			return errors.New("caches not synced yet")
+		}
+		return nil
+	})
+}
+
+// restConfig loads a kubeconfig file, or the in-cluster configuration.
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig == "" {
+		cfg, err := rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("no --kubeconfig and not in a cluster: %w", err)
+		}
+		return cfg, nil
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("loading kubeconfig %s: %w", kubeconfig, err)
+	}
+	return cfg, nil
+}
+
+// parseCIDRs validates --control-plane-cidr values.
+func parseCIDRs(values []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(values))
+	for _, v := range values {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			return nil, fmt.Errorf("--control-plane-cidr %q: not a CIDR (want e.g. 172.16.0.0/28): %w", v, err)
+		}
+		if p.Masked() != p {
+			return nil, fmt.Errorf("--control-plane-cidr %q: host bits set; did you mean %s?", v, p.Masked())
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}

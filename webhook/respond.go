@@ -1,0 +1,64 @@
+package webhook
+
+import (
+	"strings"
+	"unicode/utf8"
+
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"apiservice-guard.io/apiservice-guard/policies"
+)
+
+// maxWarningLength is the longest warning the guard sends; kubectl prints it
+// after "Warning: ".
+const maxWarningLength = 256
+
+// respond turns findings into the admission response: any Enforce finding
+// denies with every reason and fix; Warn findings become warnings; Audit
+// findings become audit annotations keyed by rule name (the API server prefixes
+// the webhook's name).
+func respond(findings []policies.Finding) admission.Response {
+	var denials, warnings []string
+	audit := map[string]string{}
+	for _, f := range findings {
+		switch f.Action {
+		case policies.Enforce:
+			denials = append(denials, f.String())
+		case policies.Warn:
+			warnings = append(warnings, warningText(f))
+		case policies.Audit:
+			audit[f.Rule] = truncate(f.String(), 1024)
+		}
+	}
+	var resp admission.Response
+	if len(denials) > 0 {
+		resp = admission.Denied("apiservice-guard: " + strings.Join(denials, "\n"))
+	} else {
+		resp = admission.Allowed("")
+	}
+	if len(audit) > 0 {
+		resp.AuditAnnotations = audit
+	}
+	return resp.WithWarnings(warnings...)
+}
+
+// warningText is "[rule] message Fix: fix" when it fits in maxWarningLength,
+// else "[rule] message" cut to fit.
+func warningText(f policies.Finding) string {
+	if s := f.String(); len(s) <= maxWarningLength {
+		return s
+	}
+	return truncate("["+f.Rule+"] "+f.Message, maxWarningLength)
+}
+
+// truncate cuts s to at most n bytes on a rune boundary, ending in "...".
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - 3
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}

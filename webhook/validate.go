@@ -1,0 +1,130 @@
+package webhook
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"apiservice-guard.io/apiservice-guard/cluster"
+	"apiservice-guard.io/apiservice-guard/policies"
+)
+
+// Validator is the validating admission handler: every kind the engine has
+// rules for, CREATE, UPDATE and DELETE. It needs old and new objects and spans
+// kinds, so it is a raw admission.Handler rather than a typed Validator[T].
+type Validator struct {
+	engine   *policies.Engine
+	view     cluster.View
+	decoder  *decoder
+	recorder events.EventRecorder
+	metrics  *Metrics
+}
+
+var _ admission.Handler = (*Validator)(nil)
+
+// ValidatorOptions configure a Validator.
+type ValidatorOptions struct {
+	// Engine evaluates the rules. Required.
+	Engine *policies.Engine
+	// View is the cluster state rules read. Required.
+	View cluster.View
+	// Scheme decodes request objects. Default: cluster.NewScheme().
+	Scheme *runtime.Scheme
+	// Recorder emits an Event per finding. Default: no Events.
+	Recorder events.EventRecorder
+	// Metrics counts requests and findings. Default: no metrics.
+	Metrics *Metrics
+}
+
+// NewValidator returns a validating handler.
+func NewValidator(o ValidatorOptions) *Validator {
+	if o.Scheme == nil {
+		o.Scheme = cluster.NewScheme()
+	}
+	return &Validator{engine: o.Engine, view: o.View, decoder: newDecoder(o.Scheme), recorder: o.Recorder, metrics: o.Metrics}
+}
+
+// Handle implements admission.Handler.
+func (v *Validator) Handle(ctx context.Context, req admission.Request) admission.Response {
+	logger := log.FromContext(ctx)
+	review, err := v.decoder.review(req)
+	if err != nil {
+		logger.Info("rejecting malformed admission request", "error", err.Error())
+		v.count(req, "error")
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	if !v.engine.Handles(review.Kind) {
+		v.count(req, "error")
+		return admission.Errored(http.StatusBadRequest, errNotReviewed(review.Kind.String()))
+	}
+	start := time.Now()
+	findings := v.engine.Evaluate(ctx, review, v.view)
+	if v.metrics != nil {
+		v.metrics.duration.WithLabelValues(review.Kind.Kind).Observe(time.Since(start).Seconds())
+	}
+	v.record(ctx, review, findings)
+	resp := respond(findings)
+	if resp.Allowed {
+		v.count(req, "allowed")
+	} else {
+		v.count(req, "denied")
+	}
+	return resp
+}
+
+func (v *Validator) count(req admission.Request, verdict string) {
+	if v.metrics != nil {
+		v.metrics.requests.WithLabelValues(req.Kind.Kind, string(req.Operation), verdict).Inc()
+	}
+}
+
+// record logs every finding, counts it, and emits an Event on the object
+// unless the request is a dry run.
+func (v *Validator) record(ctx context.Context, r *policies.Review, findings []policies.Finding) {
+	logger := log.FromContext(ctx)
+	for _, f := range findings {
+		logger.Info("policy finding", "rule", f.Rule, "action", string(f.Action),
+			"kind", f.Object.Kind, "namespace", f.Object.Namespace, "name", f.Object.Name,
+			"user", r.User, "dryRun", r.DryRun, "message", f.Message)
+		if v.metrics != nil {
+			v.metrics.findings.WithLabelValues(f.Rule, string(f.Action), "admission").Inc()
+		}
+		if r.DryRun || v.recorder == nil {
+			continue
+		}
+		if obj := eventTarget(r); obj != nil {
+			v.recorder.Eventf(obj, nil, "Warning", eventReason(f.Action), "Admission", "%s", truncate(f.String(), 1000))
+		}
+	}
+}
+
+// eventTarget is the object an Event is about: the new object, else the old.
+func eventTarget(r *policies.Review) runtime.Object {
+	if r.Object != nil {
+		return r.Object
+	}
+	return r.OldObject
+}
+
+// eventReason maps an action to the Event reason.
+func eventReason(a policies.Action) string {
+	switch a {
+	case policies.Enforce:
+		return "PolicyDenied"
+	case policies.Warn:
+		return "PolicyWarning"
+	default:
+		return "PolicyAudit"
+	}
+}
+
+type errNotReviewed string
+
+func (e errNotReviewed) Error() string {
+	return "apiservice-guard does not review " + string(e) + "; check the webhook configuration's rules"
+}
