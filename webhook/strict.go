@@ -8,8 +8,8 @@ import (
 	"net/http"
 
 	admissionv1 "k8s.io/api/admission/v1"
-	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	sigsjson "sigs.k8s.io/json"
 )
 
 // maxBodyBytes matches controller-runtime's limit for an AdmissionReview: two

@@ -52,7 +52,6 @@ func startAdapter(t *testing.T, group, version, ns, svc string) *adapter {
 	return a
 }
 
-
 // rotate issues a new CA and serving certificate and starts serving it.
 func (a *adapter) rotate(t *testing.T) {
 	t.Helper()
