@@ -119,3 +119,26 @@ func writeAtomic(path string, data []byte) error {
 	}
 	return os.Rename(tmp, path)
 }
+
+// ParseKeyPair reads a PEM certificate (the first of a chain) and, when
+// keyPEM is not empty, its PKCS#8, PKCS#1 or SEC1 private key.
+func ParseKeyPair(certPEM, keyPEM []byte) (*KeyPair, error) {
+	chain, err := ParseBundle(certPEM)
+	if err != nil {
+		return nil, fmt.Errorf("certificate: %w", err)
+	}
+	kp := &KeyPair{Cert: chain[0]}
+	if len(keyPEM) == 0 {
+		return kp, nil
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("key: %w", err)
+	}
+	signer, ok := pair.PrivateKey.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("key: %T is not a signing key", pair.PrivateKey)
+	}
+	kp.Key = signer
+	return kp, nil
+}

@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -59,6 +61,8 @@ func newTLSBackend(t *testing.T) *tlsBackend {
 	b.rotate(t)
 	b.srv = httptest.NewUnstartedServer(http.NotFoundHandler())
 	b.srv.Listener = b.lis
+	// The prober hangs up right after the handshake; that is not news.
+	b.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	b.srv.TLS = &tls.Config{GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 		b.mu.Lock()
 		b.sniNames = append(b.sniNames, hello.ServerName)
@@ -196,7 +200,8 @@ func fingerprintOf(t *testing.T, p *Prober, b *tlsBackend) string {
 	return certs.Fingerprint(chain[0])
 }
 
-// rawServer accepts TCP on 127.0.0.1 and hands each connection to serve.
+// rawServer accepts TCP on 127.0.0.1 and hands each connection to serve; at
+// cleanup it closes the listener and every connection and waits for serve.
 func rawServer(t *testing.T, serve func(net.Conn)) *countingListener {
 	t.Helper()
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
@@ -204,25 +209,41 @@ func rawServer(t *testing.T, serve func(net.Conn)) *countingListener {
 		t.Fatal(err)
 	}
 	lis := &countingListener{Listener: inner}
-	var conns sync.WaitGroup
-	t.Cleanup(func() { lis.Close(); conns.Wait() })
-	go func() {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	wg.Go(func() {
 		for {
 			c, err := lis.Accept()
 			if err != nil {
 				return
 			}
-			conns.Go(func() { serve(c) })
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Go(func() { serve(c) })
 		}
-	}()
+	})
+	t.Cleanup(func() {
+		lis.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
 	return lis
 }
 
+// silentConn holds a connection open without ever answering.
+func silentConn(c net.Conn) { _, _ = io.Copy(io.Discard, c) }
+
 func TestProberFailures(t *testing.T) {
 	silent := func(t *testing.T) string {
-		done := make(chan struct{})
-		t.Cleanup(func() { close(done) })
-		return rawServer(t, func(c net.Conn) { <-done; c.Close() }).Addr().String()
+		return rawServer(t, silentConn).Addr().String()
 	}
 	garbage := func(t *testing.T) string {
 		return rawServer(t, func(c net.Conn) {
@@ -282,9 +303,7 @@ func TestProberCachesFailuresBriefly(t *testing.T) {
 }
 
 func TestProberRespectsContext(t *testing.T) {
-	done := make(chan struct{})
-	t.Cleanup(func() { close(done) })
-	lis := rawServer(t, func(c net.Conn) { <-done; c.Close() })
+	lis := rawServer(t, silentConn)
 	p, _ := newTestProber(ProberOptions{Timeout: time.Minute})
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()

@@ -313,6 +313,20 @@ func TestPortMismatch(t *testing.T) {
 			},
 		},
 		{
+			name: "container port without protocol is TCP",
+			mutate: func(f *fixture) {
+				f.pods[0].Spec.Containers[0].Ports[0].Protocol = ""
+			},
+		},
+		{
+			name: "container port of another protocol does not count",
+			mutate: func(f *fixture) {
+				f.pods[0].Spec.Containers[0].Ports[0].Protocol = corev1.ProtocolUDP
+			},
+			want:     policies.Warn,
+			mentions: []string{"port 6443"},
+		},
+		{
 			name: "ExternalName Service is skipped",
 			mutate: func(f *fixture) {
 				f.svc = service(kedaNS, kedaSvc, nil, svcExternalName("adapter.example.com"))

@@ -23,7 +23,7 @@ import (
 func TestCorrectCABundleIsAllowedAndAvailable(t *testing.T) {
 	dumpGuardLogsOnFailure(t)
 	a := startAdapter(t, "good.e2e.apiservice-guard.io", "v1", "e2e-good", "adapter")
-	ns, svc, api := a.objects(a.ca.CertPEM())
+	ns, svc, api := a.Objects(a.CA().CertPEM())
 	create(t, ns, svc, api)
 	waitAvailable(t, api.Name, apiregv1.ConditionTrue, "", "")
 }
@@ -34,7 +34,7 @@ func TestCorrectCABundleIsAllowedAndAvailable(t *testing.T) {
 func TestWrongCABundleIsDeniedAndWouldBreakDiscovery(t *testing.T) {
 	dumpGuardLogsOnFailure(t)
 	a := startAdapter(t, "wrongca.e2e.apiservice-guard.io", "v1", "e2e-wrongca", "adapter")
-	ns, svc, api := a.objects(a.ca.CertPEM())
+	ns, svc, api := a.Objects(a.CA().CertPEM())
 	create(t, ns, svc, api)
 	waitAvailable(t, api.Name, apiregv1.ConditionTrue, "", "")
 
@@ -61,7 +61,7 @@ func TestWrongCABundleIsDeniedAndWouldBreakDiscovery(t *testing.T) {
 func TestKubectlApplyShowsInsecureSkipTLSWarning(t *testing.T) {
 	dumpGuardLogsOnFailure(t)
 	a := startAdapter(t, "insecure.e2e.apiservice-guard.io", "v1", "e2e-insecure", "adapter")
-	ns, svc, api := a.objects(nil)
+	ns, svc, api := a.Objects(nil)
 	create(t, ns, svc)
 	api.Spec.InsecureSkipTLSVerify = true
 	api.APIVersion, api.Kind = "apiregistration.k8s.io/v1", "APIService"
@@ -87,7 +87,7 @@ func TestKubectlApplyShowsInsecureSkipTLSWarning(t *testing.T) {
 func TestAuditModeAllowsAndRecords(t *testing.T) {
 	dumpGuardLogsOnFailure(t)
 	a := startAdapter(t, "audit.e2e.apiservice-guard.io", "v1", "e2e-audit", "adapter")
-	ns, svc, api := a.objects(a.ca.CertPEM())
+	ns, svc, api := a.Objects(a.CA().CertPEM())
 	create(t, ns, svc, api)
 	waitAvailable(t, api.Name, apiregv1.ConditionTrue, "", "")
 
@@ -124,7 +124,7 @@ func setCABundle(ctx context.Context, name string, bundle []byte) error {
 // the rest of the test and reinstalls it afterwards.
 func withoutWebhook(t *testing.T) {
 	t.Helper()
-	hooks := suite.env.WebhookInstallOptions.ValidatingWebhooks
+	hooks := suite.Env.WebhookInstallOptions.ValidatingWebhooks
 	for _, h := range hooks {
 		if err := suite.client.Delete(t.Context(), h.DeepCopy()); err != nil && !apierrors.IsNotFound(err) {
 			t.Fatalf("removing webhook %s: %v", h.Name, err)
@@ -180,7 +180,7 @@ func waitAuditAnnotation(t *testing.T, name, key string) string {
 	t.Helper()
 	var value string
 	err := wait.PollUntilContextTimeout(t.Context(), 250*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-		data, err := os.ReadFile(suite.auditLog)
+		data, err := os.ReadFile(suite.AuditLog)
 		if err != nil {
 			return false, nil
 		}
@@ -197,7 +197,7 @@ func waitAuditAnnotation(t *testing.T, name, key string) string {
 		return false, nil
 	})
 	if err != nil {
-		t.Fatalf("audit log %s has no entry for %s with annotation %s", suite.auditLog, name, key)
+		t.Fatalf("audit log %s has no entry for %s with annotation %s", suite.AuditLog, name, key)
 	}
 	return value
 }

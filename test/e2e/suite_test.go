@@ -4,32 +4,24 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"apiservice-guard.io/apiservice-guard/cluster"
+	"apiservice-guard.io/apiservice-guard/test/harness"
 )
 
 // suite is the shared control plane of the e2e tests; TestMain sets it up.
 var suite *environment
 
-// environment is one running control plane with the guard in front of it.
+// environment is the control plane with the guard in front of it.
 type environment struct {
-	env        *envtest.Environment
-	client     client.Client
-	clientset  *kubernetes.Clientset
-	kubeconfig string
-	kubectl    string
-	guardBin   string
-	auditLog   string
-	dir        string
-	guard      *guardProcess
+	*harness.ControlPlane
+	client   client.Client
+	guardBin string
+	guard    *harness.Guard
 }
 
 func TestMain(m *testing.M) {
@@ -37,17 +29,24 @@ func TestMain(m *testing.M) {
 }
 
 func runSuite(m *testing.M) int {
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		fmt.Fprintln(os.Stderr, "e2e: KUBEBUILDER_ASSETS is not set: run `make test`, or `KUBEBUILDER_ASSETS=$(hack/tools.sh) go test ./test/e2e/`")
-		return 1
-	}
-	e, err := start(assets)
-	if e != nil {
-		defer e.stop()
-	}
+	cp, err := harness.Start(harness.Options{
+		WebhookPaths: []string{repoPath("manifests", "base", "webhook.yaml")},
+		AuditPolicy:  auditPolicy,
+	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: setting up:", err)
+		return 1
+	}
+	e := &environment{ControlPlane: cp, client: cp.Client, guardBin: filepath.Join(cp.Dir, "apiservice-guard")}
+	defer e.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := harness.BuildGuard(ctx, repoPath(), e.guardBin); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	if e.guard, err = cp.StartGuard(e.guardBin, defaultConfig); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: starting the guard:", err)
 		return 1
 	}
 	suite = e
@@ -59,90 +58,62 @@ func repoPath(parts ...string) string {
 	return filepath.Join(append([]string{"..", ".."}, parts...)...)
 }
 
-// start brings up the control plane with audit logging, installs the
-// webhook configurations from manifests/, builds and starts the guard.
-func start(assets string) (*environment, error) {
-	dir, err := os.MkdirTemp("", "apiservice-guard-e2e-")
-	if err != nil {
-		return nil, err
-	}
-	e := &environment{dir: dir, kubectl: filepath.Join(assets, "kubectl"), auditLog: filepath.Join(dir, "audit.log")}
-	policy := filepath.Join(dir, "audit-policy.yaml")
-	if err := os.WriteFile(policy, []byte(auditPolicy), 0o600); err != nil {
-		return e, err
-	}
-	e.env = &envtest.Environment{
-		BinaryAssetsDirectory:    assets,
-		ControlPlaneStartTimeout: 2 * time.Minute,
-		WebhookInstallOptions: envtest.WebhookInstallOptions{
-			Paths: []string{repoPath("manifests", "base", "webhook.yaml")},
-		},
-	}
-	e.env.ControlPlane.GetAPIServer().Configure().
-		Set("audit-policy-file", policy).
-		Set("audit-log-path", e.auditLog)
-	cfg, err := e.env.Start()
-	if err != nil {
-		return e, fmt.Errorf("starting control plane: %w", err)
-	}
-	if e.client, err = client.New(cfg, client.Options{Scheme: cluster.NewScheme()}); err != nil {
-		return e, err
-	}
-	if e.clientset, err = kubernetes.NewForConfig(cfg); err != nil {
-		return e, err
-	}
-	if err := e.writeKubeconfig(); err != nil {
-		return e, err
-	}
-	if err := e.buildGuard(); err != nil {
-		return e, err
-	}
-	e.guard, err = e.startGuard(defaultConfig)
-	return e, err
-}
-
-// writeKubeconfig provisions an admin user and writes its kubeconfig, which
-// the guard and kubectl use.
-func (e *environment) writeKubeconfig() error {
-	user, err := e.env.AddUser(envtest.User{Name: "e2e-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return err
-	}
-	data, err := user.KubeConfig()
-	if err != nil {
-		return err
-	}
-	e.kubeconfig = filepath.Join(e.dir, "kubeconfig")
-	return os.WriteFile(e.kubeconfig, data, 0o600)
-}
-
-// buildGuard compiles the guard binary under test.
-func (e *environment) buildGuard() error {
-	e.guardBin = filepath.Join(e.dir, "apiservice-guard")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", e.guardBin, "./cmd/apiservice-guard")
-	cmd.Dir = repoPath()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("building the guard: %w\n%s", err, out)
-	}
-	return nil
-}
-
 func (e *environment) stop() {
 	if e.guard != nil {
-		e.guard.stop()
+		_ = e.guard.Stop()
 	}
-	if e.env != nil {
-		if err := e.env.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "e2e: stopping control plane:", err)
-		}
+	if err := e.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: stopping control plane:", err)
 	}
 	if os.Getenv("E2E_KEEP") == "" {
-		os.RemoveAll(e.dir)
+		os.RemoveAll(e.Dir)
 	} else {
-		fmt.Fprintln(os.Stderr, "e2e: kept", e.dir)
+		fmt.Fprintln(os.Stderr, "e2e: kept", e.Dir)
 	}
+}
+
+// useGuardConfig restarts the guard with another config for one test and
+// restores the default afterwards.
+func useGuardConfig(t *testing.T, config string) {
+	t.Helper()
+	_ = suite.guard.Stop()
+	g, err := suite.StartGuard(suite.guardBin, config)
+	if err != nil {
+		t.Fatalf("restarting guard: %v", err)
+	}
+	suite.guard = g
+	t.Cleanup(func() {
+		_ = suite.guard.Stop()
+		g, err := suite.StartGuard(suite.guardBin, defaultConfig)
+		if err != nil {
+			t.Fatalf("restoring guard: %v", err)
+		}
+		suite.guard = g
+	})
+}
+
+// dumpGuardLogsOnFailure prints the guard's log when the test fails.
+func dumpGuardLogsOnFailure(t *testing.T) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("guard log (%s):\n%s", suite.guard.LogPath, suite.guard.Logs())
+		}
+	})
+}
+
+// kubectl runs the built kubectl with stdin and returns stdout and stderr.
+func kubectl(t *testing.T, stdin string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cmd := suite.KubectlCommand(ctx, args...)
+	var out, errb lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if stdin != "" {
+		cmd.Stdin = stringsReader(stdin)
+	}
+	err = cmd.Run()
+	return out.String(), errb.String(), err
 }
 
 // auditPolicy records APIService and NetworkPolicy writes at Metadata level,

@@ -25,8 +25,7 @@ const (
 	outputJSON = "json"
 )
 
-// stdinPath is the -f value that reads manifests from standard input, and the
-// name standard input goes by in messages.
+// Standard input: the -f value that reads it, and its name in messages.
 const (
 	stdinPath = "-"
 	stdinName = "<stdin>"
@@ -51,14 +50,17 @@ type checkOptions struct {
 	controlPlanePrefixes []netip.Prefix
 }
 
+// newCheckCommand returns the check command: the policy engine run offline on
+// manifests, the files serving as both the objects under review and the
+// cluster view.
 func newCheckCommand() *cobra.Command {
 	o := &checkOptions{}
 	cmd := &cobra.Command{
 		Use:   "check -f PATH [-f PATH ...] [-o text|json] [--config FILE]",
 		Short: "Check manifests offline with the admission policies",
 		Long: `Check runs the admission policies on manifests, without a cluster: every
-object the policies review is checked as if created, against the other objects
-in the same files. Exit code 0: nothing would be denied; 1: at least one
+object the policies review is checked as if created, in a cluster holding
+everything given with -f. Exit code 0: nothing would be denied; 1: at least one
 Enforce finding; 2: bad usage, unreadable input or bad config.`,
 		Example: `  apiservice-guard check -f keda/
   helm template keda kedacore/keda | apiservice-guard check -f - -o json`,
@@ -88,6 +90,7 @@ func (o *checkOptions) validate() error {
 	if o.output != outputText && o.output != outputJSON {
 		return fmt.Errorf("-o %q: unknown output format, want %s or %s", o.output, outputText, outputJSON)
 	}
+	// parseCIDRs (serve.go) applies the same rules as serve's flag.
 	prefixes, err := parseCIDRs(o.controlPlaneCIDRs)
 	if err != nil {
 		return err

@@ -1,0 +1,123 @@
+package harness
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Guard is the guard binary running `serve` against a control plane.
+type Guard struct {
+	cmd     *exec.Cmd
+	LogPath string
+	done    chan error
+	readyz  string
+}
+
+var guardStarts atomic.Int32
+
+// StartGuard runs bin with the given policy config on envtest's webhook host,
+// port and serving certificate, and waits until /readyz answers 200.
+func (cp *ControlPlane) StartGuard(bin, config string, extraArgs ...string) (*Guard, error) {
+	n := guardStarts.Add(1)
+	cfgPath := filepath.Join(cp.Dir, fmt.Sprintf("guard-config-%d.yaml", n))
+	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
+		return nil, err
+	}
+	probe, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	wh := cp.Env.WebhookInstallOptions
+	g := &Guard{
+		LogPath: filepath.Join(cp.Dir, fmt.Sprintf("guard-%d.log", n)),
+		done:    make(chan error, 1),
+		readyz:  fmt.Sprintf("http://127.0.0.1:%d/readyz", probe),
+	}
+	logFile, err := os.Create(g.LogPath)
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{"serve",
+		"--kubeconfig", cp.Kubeconfig,
+		"--config", cfgPath,
+		"--cert-dir", wh.LocalServingCertDir,
+		"--host", wh.LocalServingHost,
+		"--port", strconv.Itoa(wh.LocalServingPort),
+		"--metrics-bind-address", "0",
+		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", probe),
+	}, extraArgs...)
+	g.cmd = exec.Command(bin, args...)
+	g.cmd.Stdout, g.cmd.Stderr = logFile, logFile
+	if err := g.cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, err
+	}
+	go func() { g.done <- g.cmd.Wait(); logFile.Close() }()
+	if err := g.waitReady(90 * time.Second); err != nil {
+		g.Stop()
+		return nil, fmt.Errorf("%w\n%s", err, g.Logs())
+	}
+	return g, nil
+}
+
+// waitReady polls /readyz until 200, the process exits, or timeout.
+func (g *Guard) waitReady(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	client := &http.Client{Timeout: time.Second}
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-g.done:
+			g.done <- err
+			return fmt.Errorf("guard exited before becoming ready: %v", err)
+		default:
+		}
+		if resp, err := client.Get(g.readyz); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("guard not ready after %s", timeout)
+}
+
+// Stop sends SIGTERM and waits for the process to exit (SIGKILL after 30s).
+// It returns the process's exit error, nil for a clean exit.
+func (g *Guard) Stop() error {
+	if g.cmd.Process == nil {
+		return nil
+	}
+	_ = g.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-g.done:
+		g.done <- err
+		return err
+	case <-time.After(30 * time.Second):
+		_ = g.cmd.Process.Kill()
+		return fmt.Errorf("guard did not stop within 30s; killed")
+	}
+}
+
+// Logs returns what the guard has logged so far.
+func (g *Guard) Logs() string {
+	data, _ := os.ReadFile(g.LogPath)
+	return string(data)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

@@ -1,0 +1,48 @@
+package webhook_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	admissionv1 "k8s.io/api/admission/v1"
+
+	"apiservice-guard.io/apiservice-guard/cluster"
+	"apiservice-guard.io/apiservice-guard/policies"
+	"apiservice-guard.io/apiservice-guard/webhook"
+)
+
+// FuzzReview sends arbitrary bodies to the validating handler: it must never
+// panic (which would surface as a 500) and always answer an AdmissionReview.
+func FuzzReview(f *testing.F) {
+	f.Add(apiServiceRequest(`{"caBundle":"aGVsbG8="}`))
+	f.Add(apiServiceRequest(`{"service":{"namespace":"a","name":"b","port":1},"insecureSkipTLSVerify":true}`))
+	f.Add(review(`{"uid":"u","kind":{"group":"apiregistration.k8s.io","version":"v1","kind":"APIService"},"operation":"DELETE","oldObject":{}}`))
+	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":null}`))
+	view, err := cluster.LoadStatic()
+	if err != nil {
+		f.Fatal(err)
+	}
+	engine, err := policies.NewEngine(policies.Config{Mode: policies.ModeEnforce}, policies.DefaultRules())
+	if err != nil {
+		f.Fatal(err)
+	}
+	h := webhook.Handler(webhook.NewValidator(webhook.ValidatorOptions{Engine: engine, View: view}))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req := httptest.NewRequest(http.MethodPost, webhook.ValidatePath, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		data, _ := io.ReadAll(rec.Body)
+		var ar admissionv1.AdmissionReview
+		if err := json.Unmarshal(data, &ar); err != nil || ar.Response == nil {
+			t.Fatalf("answer is not an AdmissionReview: %v: %s", err, data)
+		}
+		if ar.Response.Result != nil && ar.Response.Result.Code >= 500 {
+			t.Fatalf("server error for %q: %s", body, ar.Response.Result.Message)
+		}
+	})
+}

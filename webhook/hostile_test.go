@@ -1,0 +1,139 @@
+package webhook_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+
+	"apiservice-guard.io/apiservice-guard/certs"
+	"apiservice-guard.io/apiservice-guard/cluster"
+	"apiservice-guard.io/apiservice-guard/policies"
+	"apiservice-guard.io/apiservice-guard/webhook"
+)
+
+// newServer serves a validator over TLS on 127.0.0.1, with an empty cluster.
+func newServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	view, err := cluster.LoadStatic()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := policies.DefaultRules()
+	engine, err := policies.NewEngine(policies.Config{Mode: policies.ModeEnforce}, rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewTLSServer(webhook.Handler(webhook.NewValidator(webhook.ValidatorOptions{Engine: engine, View: view})))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// post sends body and decodes the AdmissionReview answer.
+func post(t *testing.T, srv *httptest.Server, contentType string, body []byte) (int, *admissionv1.AdmissionResponse) {
+	t.Helper()
+	resp, err := srv.Client().Post(srv.URL+webhook.ValidatePath, contentType, bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("request failed: %v", err)
+	}
+	defer resp.Body.Close()
+	var ar admissionv1.AdmissionReview
+	if err := json.NewDecoder(resp.Body).Decode(&ar); err != nil {
+		t.Fatalf("answer is not an AdmissionReview (HTTP %d): %v", resp.StatusCode, err)
+	}
+	if ar.Response == nil {
+		t.Fatalf("AdmissionReview without response (HTTP %d)", resp.StatusCode)
+	}
+	return resp.StatusCode, ar.Response
+}
+
+// review wraps a request JSON fragment in an AdmissionReview envelope.
+func review(request string) []byte {
+	return []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":` + request + `}`)
+}
+
+// apiServiceRequest is a CREATE of an APIService with the given spec JSON.
+func apiServiceRequest(spec string) []byte {
+	return review(`{"uid":"u1","kind":{"group":"apiregistration.k8s.io","version":"v1","kind":"APIService"},
+		"resource":{"group":"apiregistration.k8s.io","version":"v1","resource":"apiservices"},
+		"name":"v1beta1.external.metrics.k8s.io","operation":"CREATE","userInfo":{"username":"mallory"},
+		"object":{"apiVersion":"apiregistration.k8s.io/v1","kind":"APIService","metadata":{"name":"v1beta1.external.metrics.k8s.io"},"spec":` + spec + `}}`)
+}
+
+const okSpec = `{"group":"external.metrics.k8s.io","version":"v1beta1","groupPriorityMinimum":100,"versionPriority":100,` +
+	`"service":{"namespace":"keda","name":"keda-operator-metrics-apiserver","port":443},"caBundle":"%s"}`
+
+func TestHostileRequests(t *testing.T) {
+	srv := newServer(t)
+	ca, err := certs.NewCA("hostile-test-ca", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	validBundle := base64.StdEncoding.EncodeToString(ca.CertPEM())
+	keyBundle := base64.StdEncoding.EncodeToString(append(ca.CertPEM(), ca.KeyPEM()...))
+	garbage := base64.StdEncoding.EncodeToString([]byte("-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n"))
+	apiKind := `"kind":{"group":"apiregistration.k8s.io","version":"v1","kind":"APIService"}`
+	tests := []struct {
+		name        string
+		contentType string
+		body        []byte
+		wantCode    int32  // expected result code; 403 is a denial
+		wantText    string // must appear in the result message
+	}{
+		{"not JSON", "", []byte("this is not json"), 400, "not a JSON AdmissionReview"},
+		{"JSON array", "", []byte(`[1,2,3]`), 400, "not a JSON AdmissionReview"},
+		{"empty object", "", []byte(`{}`), 400, "want an admission.k8s.io/v1 AdmissionReview"},
+		{"a Pod instead of a review", "", []byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"x"}}`), 400, "unknown field"},
+		{"review without request", "", []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`), 400, "has no request"},
+		{"request without uid", "", review(`{` + apiKind + `,"operation":"CREATE"}`), 400, "has no uid"},
+		{"unknown envelope field", "", review(`{"uid":"u","bogus":true}`), 400, `unknown field "request.bogus"`},
+		{"duplicate field", "", []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","kind":"AdmissionReview","request":{"uid":"u"}}`), 400, "duplicate field"},
+		{"wrong content type", "text/plain", apiServiceRequest(strings.Replace(okSpec, "%s", validBundle, 1)), 400, "expected application/json"},
+		{"body over the size limit", "", append(review(`{"uid":"u","name":"`), bytes.Repeat([]byte("a"), 8<<20)...), 413, "too large"},
+		{"kind not reviewed", "", review(`{"uid":"u","kind":{"group":"apps","version":"v1","kind":"Deployment"},"operation":"CREATE","object":{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"}}}`), 400, "does not review Deployment.apps"},
+		{"no kind", "", review(`{"uid":"u","operation":"CREATE"}`), 400, "no kind"},
+		{"CREATE without object", "", review(`{"uid":"u",` + apiKind + `,"operation":"CREATE"}`), 400, "no object"},
+		{"DELETE without oldObject", "", review(`{"uid":"u",` + apiKind + `,"operation":"DELETE"}`), 400, "no oldObject"},
+		{"CONNECT", "", review(`{"uid":"u",` + apiKind + `,"operation":"CONNECT"}`), 400, "not reviewed"},
+		{"object of another kind", "", review(`{"uid":"u",` + apiKind + `,"operation":"CREATE","object":{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"n"}}}`), 400, "is a NetworkPolicy.networking.k8s.io"},
+		{"object without apiVersion", "", review(`{"uid":"u",` + apiKind + `,"operation":"CREATE","object":{"metadata":{"name":"n"}}}`), 400, "decoding object"},
+		{"object is a string", "", review(`{"uid":"u",` + apiKind + `,"operation":"CREATE","object":"hello"}`), 400, "decoding object"},
+		{"object with wrong field types", "", apiServiceRequest(`{"service":{"port":"four-four-three"}}`), 400, "decoding object"},
+		{"garbage PEM caBundle", "", apiServiceRequest(strings.Replace(okSpec, "%s", garbage, 1)), 403, "[apiservice-cabundle-invalid]"},
+		{"caBundle that is not PEM", "", apiServiceRequest(strings.Replace(okSpec, "%s", base64.StdEncoding.EncodeToString([]byte("hello")), 1)), 403, "not PEM"},
+		{"private key in caBundle", "", apiServiceRequest(strings.Replace(okSpec, "%s", keyBundle, 1)), 403, "PRIVATE KEY"},
+		{"empty caBundle, insecureSkipTLSVerify false", "", apiServiceRequest(strings.Replace(okSpec, `,"caBundle":"%s"`, `,"insecureSkipTLSVerify":false`, 1)), 403, "has no caBundle"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ct := tt.contentType
+			if ct == "" {
+				ct = "application/json"
+			}
+			_, resp := post(t, srv, ct, tt.body)
+			if resp.Allowed {
+				t.Fatalf("request was allowed; want code %d", tt.wantCode)
+			}
+			if resp.Result == nil || resp.Result.Code != tt.wantCode {
+				t.Fatalf("result %+v, want code %d", resp.Result, tt.wantCode)
+			}
+			if !strings.Contains(resp.Result.Message, tt.wantText) {
+				t.Errorf("message %q does not contain %q", resp.Result.Message, tt.wantText)
+			}
+		})
+	}
+	// The server is still serving: a well-formed review is answered (allowed
+	// with a warning, since the backend Service is absent from the empty view).
+	_, resp := post(t, srv, "application/json", apiServiceRequest(strings.Replace(okSpec, "%s", validBundle, 1)))
+	if !resp.Allowed || resp.UID != "u1" {
+		t.Fatalf("well-formed request after the hostile ones: allowed=%v uid=%q result=%+v", resp.Allowed, resp.UID, resp.Result)
+	}
+	if len(resp.Warnings) == 0 || !strings.Contains(resp.Warnings[0], "[apiservice-backend-missing]") {
+		t.Errorf("want the backend-missing warning, got %q", resp.Warnings)
+	}
+}
