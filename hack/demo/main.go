@@ -195,4 +195,3 @@ func readSecret(path string) (*corev1.Secret, error) {
 func title(s string) { fmt.Printf("\n=== %s ===\n", s) }
 
 func say(format string, args ...any) { fmt.Printf("--> "+format+"\n", args...) }
-
