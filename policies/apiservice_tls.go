@@ -103,7 +103,7 @@ func expiryResults(f *backendFacts, bundle []*x509.Certificate) []Result {
 		}}
 	case best < expiryWarning:
 		return []Result{{
-			Message:  fmt.Sprintf("%s caBundle expires in %d days", f.apiServiceName(), int(best.Hours()/24)),
+			Message:  fmt.Sprintf("%s caBundle expires in %s", f.apiServiceName(), humanDuration(best)),
 			Fix:      "rotate the adapter's CA and update spec.caBundle",
 			Advisory: true,
 		}}
@@ -189,4 +189,12 @@ func shortX509(err error) string {
 		return "x509: certificate signed by unknown authority"
 	}
 	return err.Error()
+}
+
+// humanDuration renders a time left as days, or hours under two days.
+func humanDuration(d time.Duration) string {
+	if d < 48*time.Hour {
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%d days", int(d.Hours()/24))
 }

@@ -90,11 +90,11 @@ func (a *Adapter) Name() string { return a.opts.Version + "." + a.opts.Group }
 // Rotate issues a new CA and serving certificate and serves the new one from
 // the next handshake on. It returns the new CA.
 func (a *Adapter) Rotate() (*certs.KeyPair, error) {
-	ca, err := certs.NewCA("adapter-ca-"+a.opts.Service, 24*time.Hour)
+	ca, err := certs.NewCA("adapter-ca-"+a.opts.Service, 2*365*24*time.Hour)
 	if err != nil {
 		return nil, err
 	}
-	leaf, err := ca.IssueServing([]string{a.DNSName()}, nil, time.Hour)
+	leaf, err := ca.IssueServing([]string{a.DNSName()}, nil, 365*24*time.Hour)
 	if err != nil {
 		return nil, err
 	}
