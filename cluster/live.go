@@ -40,6 +40,9 @@ type LiveOptions struct {
 	MaxObjects int
 	// Prober answers ServingCertificate. Defaults to NewProber(ProberOptions{}).
 	Prober *Prober
+	// SyncTimeout bounds StartLive's wait for the first sync (unused by
+	// NewLive). Defaults to 2m.
+	SyncTimeout time.Duration
 }
 
 func (o LiveOptions) withDefaults() LiveOptions {
@@ -54,6 +57,9 @@ func (o LiveOptions) withDefaults() LiveOptions {
 	}
 	if o.Prober == nil {
 		o.Prober = NewProber(ProberOptions{})
+	}
+	if o.SyncTimeout <= 0 {
+		o.SyncTimeout = 2 * time.Minute
 	}
 	return o
 }
@@ -135,8 +141,9 @@ func NewLive(ctx context.Context, c cache.Cache, reader client.Reader, opts Live
 }
 
 // StartLive builds a cache and an uncached client from cfg, starts the cache
-// until ctx ends and waits for it to sync. It is for commands that run without
-// a manager (diagnose); a manager should use CacheOptions and NewLive.
+// until ctx ends and waits (at most SyncTimeout) for it to sync. It is for
+// commands that run without a manager (diagnose); a manager should use
+// CacheOptions and NewLive.
 func StartLive(ctx context.Context, cfg *rest.Config, opts LiveOptions) (*Live, error) {
 	copts := CacheOptions(nil)
 	c, err := cache.New(cfg, copts)
@@ -153,12 +160,16 @@ func StartLive(ctx context.Context, cfg *rest.Config, opts LiveOptions) (*Live, 
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- c.Start(ctx) }()
-	if !l.WaitForCacheSync(ctx) {
-		select {
-		case err := <-errc:
-			return nil, fmt.Errorf("starting cache: %w", err)
-		default:
-			return nil, fmt.Errorf("cache did not sync: %w", context.Cause(ctx))
+	syncCtx, cancel := context.WithTimeout(ctx, l.opts.SyncTimeout)
+	defer cancel()
+	synced := make(chan bool, 1)
+	go func() { synced <- l.WaitForCacheSync(syncCtx) }()
+	select {
+	case err := <-errc:
+		return nil, fmt.Errorf("cache stopped before it synced: %w", errors.Join(err, context.Cause(ctx)))
+	case ok := <-synced:
+		if !ok {
+			return nil, fmt.Errorf("waiting for the cache to sync: %w", context.Cause(syncCtx))
 		}
 	}
 	return l, nil
@@ -210,7 +221,8 @@ func (l *Live) EndpointSlices(ctx context.Context, ns, svc string) ([]*discovery
 	return ptrs(list.Items), err
 }
 
-// Pods implements View. A nil selector matches every pod.
+// Pods implements View. A nil selector matches every pod. A namespace is
+// read through the cache's built-in namespace index, the rest by label.
 func (l *Live) Pods(ctx context.Context, ns string, sel labels.Selector) ([]*corev1.Pod, error) {
 	if sel == nil {
 		sel = labels.Everything()

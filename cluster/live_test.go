@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -125,6 +128,13 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
+// runID keeps object names unique when the shared API server outlives one
+// run of a test (go test -count=N).
+var runID atomic.Int32
+
+// unique returns base with a per-call suffix.
+func unique(base string) string { return fmt.Sprintf("%s-%d", base, runID.Add(1)) }
+
 func namespace(name string) *corev1.Namespace {
 	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
 }
@@ -206,14 +216,15 @@ func startLive(t *testing.T, cfg *rest.Config, opts LiveOptions) *Live {
 func TestLiveReads(t *testing.T) {
 	cfg := envConfig(t)
 	admin := adminClient(t, cfg)
-	ns := "live-reads"
+	ns := unique("live-reads")
 	objs := kedaObjects(ns)
-	crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "live-reads-auth-delegator"}, RoleRef: rbacv1.RoleRef{
+	crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: unique("live-reads-auth-delegator")}, RoleRef: rbacv1.RoleRef{
 		APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "system:auth-delegator",
 	}}
-	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a", Labels: map[string]string{"node-role.kubernetes.io/control-plane": ""}}}
-	api := &apiregv1.APIService{ObjectMeta: metav1.ObjectMeta{Name: "v1beta1.live-reads.example.com"}, Spec: apiregv1.APIServiceSpec{
-		Group: "live-reads.example.com", Version: "v1beta1", GroupPriorityMinimum: 100, VersionPriority: 100,
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: unique("node"), Labels: map[string]string{"node-role.kubernetes.io/control-plane": ""}}}
+	group := unique("live-reads") + ".example.com"
+	api := &apiregv1.APIService{ObjectMeta: metav1.ObjectMeta{Name: "v1beta1." + group}, Spec: apiregv1.APIServiceSpec{
+		Group: group, Version: "v1beta1", GroupPriorityMinimum: 100, VersionPriority: 100,
 		Service: &apiregv1.ServiceReference{Namespace: ns, Name: "keda-operator-metrics-apiserver", Port: ptr.To[int32](443)},
 	}}
 	create(t, admin, append(objs, crb, node, api)...)
@@ -244,18 +255,21 @@ func TestLiveReads(t *testing.T) {
 		}
 	})
 	t.Run("lists", func(t *testing.T) {
-		slices, err := l.EndpointSlices(ctx, ns, "keda-operator-metrics-apiserver")
-		if err != nil || len(slices) != 1 || slices[0].Name != "keda-operator-metrics-apiserver-x1" {
-			t.Errorf("EndpointSlices = %v, %v; want only the Service's slice", names(slices), err)
+		eps, err := l.EndpointSlices(ctx, ns, "keda-operator-metrics-apiserver")
+		if err != nil || len(eps) != 1 || eps[0].Name != "keda-operator-metrics-apiserver-x1" {
+			t.Errorf("EndpointSlices = %v, %v; want only the Service's slice", names(eps), err)
 		}
 		if kube, err := l.EndpointSlices(ctx, "default", "kubernetes"); err != nil || len(kube) == 0 {
 			t.Errorf("EndpointSlices of default/kubernetes = %v, %v; want the API server's", names(kube), err)
 		}
 		sel := labels.SelectorFromSet(labels.Set{"app": "keda-operator-metrics-apiserver"})
-		for _, inNS := range []string{ns, ""} {
-			if pods, err := l.Pods(ctx, inNS, sel); err != nil || len(pods) != 1 {
-				t.Errorf("Pods(%q) = %v, %v; want 1", inNS, names(pods), err)
-			}
+		ours := ns + "/keda-operator-metrics-apiserver-0"
+		if pods, err := l.Pods(ctx, ns, sel); err != nil || !slices.Equal(names(pods), []string{ours}) {
+			t.Errorf("Pods(%q) = %v, %v; want [%s]", ns, names(pods), err, ours)
+		}
+		// Other tests' namespaces hold the same pod.
+		if pods, err := l.Pods(ctx, "", sel); err != nil || !slices.Contains(names(pods), ours) {
+			t.Errorf("Pods(all namespaces) = %v, %v; want %s among them", names(pods), err, ours)
 		}
 		if pods, err := l.Pods(ctx, ns, labels.SelectorFromSet(labels.Set{"app": "other"})); err != nil || len(pods) != 0 {
 			t.Errorf("Pods(non-matching selector) = %v, %v", names(pods), err)
@@ -299,7 +313,7 @@ func TestLiveReads(t *testing.T) {
 func TestLiveSecretsAreReadByNameOnly(t *testing.T) {
 	cfg := envConfig(t)
 	admin := adminClient(t, cfg)
-	ns := "live-secrets"
+	ns := unique("live-secrets")
 	create(t, admin, namespace(ns), &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "kedaorg-certs", Namespace: ns},
 		Data:       map[string][]byte{"ca.crt": []byte("not really a certificate")},
@@ -321,8 +335,8 @@ func TestLiveSecretsAreReadByNameOnly(t *testing.T) {
 		t.Errorf("cache Get of a Secret: err = %v, want ErrResourceNotCached", err)
 	}
 	want := []string{
-		"GET /api/v1/namespaces/live-secrets/secrets/kedaorg-certs?",
-		"GET /api/v1/namespaces/live-secrets/secrets/missing?",
+		"GET /api/v1/namespaces/" + ns + "/secrets/kedaorg-certs?",
+		"GET /api/v1/namespaces/" + ns + "/secrets/missing?",
 	}
 	if diff := cmp.Diff(want, reqs.matching("/secrets")); diff != "" {
 		t.Errorf("Secret requests (-want +got): one GET by name each, no list or watch:\n%s", diff)
@@ -335,7 +349,7 @@ func TestLiveSecretsAreReadByNameOnly(t *testing.T) {
 func TestLiveCertificate(t *testing.T) {
 	cfg := envConfig(t)
 	admin := adminClient(t, cfg)
-	ns := "live-certificates"
+	ns := unique("live-certificates")
 	create(t, admin, namespace(ns))
 	l := startLive(t, cfg, LiveOptions{NotFoundTTL: time.Nanosecond})
 	ctx := t.Context()
@@ -374,7 +388,7 @@ func TestLiveCertificate(t *testing.T) {
 func TestLiveWithManager(t *testing.T) {
 	cfg := envConfig(t)
 	admin := adminClient(t, cfg)
-	ns := "live-manager"
+	ns := unique("live-manager")
 	create(t, admin, kedaObjects(ns)...)
 	create(t, admin, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: ns}})
 	scheme := NewScheme()
@@ -515,4 +529,19 @@ func containsName[T client.Object](objs []T, name string) bool {
 		}
 	}
 	return false
+}
+
+func TestStartLiveUnreachable(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close()
+	cfg := &rest.Config{Host: "https://" + addr, TLSClientConfig: rest.TLSClientConfig{Insecure: true}}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if _, err := StartLive(ctx, cfg, LiveOptions{SyncTimeout: 500 * time.Millisecond}); err == nil {
+		t.Fatal("StartLive against a closed port succeeded")
+	}
 }

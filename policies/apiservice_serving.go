@@ -9,8 +9,6 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-
-	"apiservice-guard.io/apiservice-guard/certs"
 )
 
 // servingCert is the backend's serving certificate as the guard found it.
@@ -84,7 +82,7 @@ func fromSecret(ctx context.Context, f *backendFacts, ns, name string) servingCe
 	if err != nil {
 		return servingCert{err: err}
 	}
-	chain, err := certs.ParseBundle(s.Data[corev1.TLSCertKey])
+	chain, err := f.review.certs.ParseBundle(s.Data[corev1.TLSCertKey])
 	if err != nil {
 		return servingCert{err: err}
 	}

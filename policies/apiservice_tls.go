@@ -38,7 +38,7 @@ func caBundleInvalidRule() Rule {
 			if len(f.api.Spec.CABundle) == 0 {
 				return emptyBundleResults(f)
 			}
-			bundle, err := certs.ParseBundle(f.api.Spec.CABundle)
+			bundle, err := f.review.certs.ParseBundle(f.api.Spec.CABundle)
 			if err != nil {
 				return []Result{{
 					Message: fmt.Sprintf("%s caBundle is invalid: %v", f.apiServiceName(), err),
@@ -140,7 +140,7 @@ func caBundleMismatchRule() Rule {
 			if f.api.Spec.InsecureSkipTLSVerify || len(f.api.Spec.CABundle) == 0 {
 				return nil
 			}
-			bundle, err := certs.ParseBundle(f.api.Spec.CABundle)
+			bundle, err := f.review.certs.ParseBundle(f.api.Spec.CABundle)
 			if err != nil {
 				return nil // apiservice-cabundle-invalid reports it
 			}
@@ -150,7 +150,7 @@ func caBundleMismatchRule() Rule {
 			}
 			// The name is checked by apiservice-serving-cert-san; here only
 			// whether the chain leads to a root in the bundle.
-			err = certs.VerifyServing(bundle, sc.chain, "", f.review.now())
+			err = f.review.certs.VerifyServing(bundle, sc.chain, "", f.review.now())
 			if err == nil {
 				return nil
 			}

@@ -8,15 +8,18 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 
+	"apiservice-guard.io/apiservice-guard/certs"
 	"apiservice-guard.io/apiservice-guard/cluster"
 )
 
 // Engine evaluates every enabled rule for a review. It is safe for concurrent
-// use: it holds no state besides its configuration.
+// use: besides its configuration it holds only a content-addressed cache of
+// parsed and verified certificates, which never changes an answer.
 type Engine struct {
 	config Config
 	rules  []Rule
 	byKind map[schema.GroupKind][]boundRule
+	certs  *certs.Cache
 }
 
 type boundRule struct {
@@ -27,7 +30,7 @@ type boundRule struct {
 // NewEngine builds an engine running rules with the actions from config. The
 // config must have been validated against the same rules (ParseConfig does).
 func NewEngine(config Config, rules []Rule) (*Engine, error) {
-	e := &Engine{config: config, rules: rules, byKind: map[schema.GroupKind][]boundRule{}}
+	e := &Engine{config: config, rules: rules, byKind: map[schema.GroupKind][]boundRule{}, certs: certs.NewCache(certs.CacheOptions{})}
 	for i := range rules {
 		rule := &rules[i]
 		if rule.Name == "" || rule.Check == nil || len(rule.Kinds) == 0 {
@@ -60,6 +63,7 @@ func (e *Engine) Evaluate(ctx context.Context, r *Review, v cluster.View) []Find
 		return nil
 	}
 	r.now()
+	r.certs = e.certs
 	var findings []Finding
 	ref := objectRef(r)
 	for _, br := range e.byKind[r.Kind] {

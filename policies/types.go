@@ -3,6 +3,8 @@ package policies
 import (
 	"time"
 
+	"apiservice-guard.io/apiservice-guard/certs"
+
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
@@ -52,7 +54,8 @@ type Review struct {
 	// Now is the evaluation time; zero means time.Now().
 	Now time.Time
 
-	memo map[any]any
+	memo  map[any]any
+	certs *certs.Cache // set by the engine; nil caches nothing
 }
 
 // ObjectRef names the object a finding is about.

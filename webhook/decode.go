@@ -7,25 +7,26 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	sigsjson "sigs.k8s.io/json"
 
 	"apiservice-guard.io/apiservice-guard/policies"
 )
 
 // decoder turns admission requests into reviews for the engine.
 type decoder struct {
-	codecs runtime.Decoder
+	scheme *runtime.Scheme
 }
 
 func newDecoder(scheme *runtime.Scheme) *decoder {
-	return &decoder{codecs: serializer.NewCodecFactory(scheme).UniversalDeserializer()}
+	return &decoder{scheme: scheme}
 }
 
 // review builds the engine's Review from a request. Every error is the
 // client's fault and becomes a 400.
 func (d *decoder) review(req admission.Request) (*policies.Review, error) {
-	kind := schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}
+	gvk := schema.GroupVersionKind{Group: req.Kind.Group, Version: req.Kind.Version, Kind: req.Kind.Kind}
+	kind := gvk.GroupKind()
 	if kind.Kind == "" {
 		return nil, errors.New("request has no kind")
 	}
@@ -47,10 +48,10 @@ func (d *decoder) review(req admission.Request) (*policies.Review, error) {
 		return nil, fmt.Errorf("operation %q is not reviewed", req.Operation)
 	}
 	var err error
-	if r.Object, err = d.object(req.Object, kind, "object", r.Operation != policies.Delete); err != nil {
+	if r.Object, err = d.object(req.Object, gvk, "object", r.Operation != policies.Delete); err != nil {
 		return nil, err
 	}
-	if r.OldObject, err = d.object(req.OldObject, kind, "oldObject", r.Operation != policies.Create); err != nil {
+	if r.OldObject, err = d.object(req.OldObject, gvk, "oldObject", r.Operation != policies.Create); err != nil {
 		return nil, err
 	}
 	if r.Name == "" {
@@ -59,23 +60,30 @@ func (d *decoder) review(req admission.Request) (*policies.Review, error) {
 	return r, nil
 }
 
-// object decodes one of the request's objects and checks it is of the kind the
-// request names.
-func (d *decoder) object(raw runtime.RawExtension, kind schema.GroupKind, field string, required bool) (runtime.Object, error) {
+// object decodes one of the request's objects into the Go type of the kind
+// the request names, in a single JSON pass (field names case-sensitive, as
+// the API machinery decodes), and checks the object says it is of that kind.
+func (d *decoder) object(raw runtime.RawExtension, gvk schema.GroupVersionKind, field string, required bool) (runtime.Object, error) {
 	if len(raw.Raw) == 0 {
 		if required {
 			return nil, fmt.Errorf("request has no %s", field)
 		}
 		return nil, nil
 	}
-	obj, gvk, err := d.codecs.Decode(raw.Raw, nil, nil)
+	obj, err := d.scheme.New(gvk)
 	if err != nil {
+		return nil, errNotReviewed(gvk.GroupKind().String())
+	}
+	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw.Raw, obj); err != nil {
 		return nil, fmt.Errorf("decoding %s: %w", field, err)
 	}
-	if gvk.GroupKind() != kind {
-		return nil, fmt.Errorf("%s is a %s, but the request is for %s", field, gvk.GroupKind(), kind)
+	got := obj.GetObjectKind().GroupVersionKind()
+	if got.Kind == "" || got.Version == "" {
+		return nil, fmt.Errorf("decoding %s: apiVersion and kind are required", field)
 	}
-	obj.GetObjectKind().SetGroupVersionKind(*gvk)
+	if got.GroupKind() != gvk.GroupKind() {
+		return nil, fmt.Errorf("%s is a %s, but the request is for %s", field, got.GroupKind(), gvk.GroupKind())
+	}
 	return obj, nil
 }
 

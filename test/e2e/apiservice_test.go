@@ -201,3 +201,19 @@ func waitAuditAnnotation(t *testing.T, name, key string) string {
 	}
 	return value
 }
+
+// countEvents counts the events.k8s.io Events about the named object.
+func countEvents(t *testing.T, name string) int {
+	t.Helper()
+	var list eventsv1.EventList
+	if err := suite.client.List(t.Context(), &list); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, ev := range list.Items {
+		if ev.Regarding.Name == name {
+			n++
+		}
+	}
+	return n
+}

@@ -17,30 +17,65 @@ import (
 type Guard struct {
 	cmd     *exec.Cmd
 	LogPath string
-	done    chan error
-	readyz  string
+	// HealthAddr serves /healthz and /readyz.
+	HealthAddr string
+	done       chan error
+	readyz     string
 }
 
 var guardStarts atomic.Int32
 
+// GuardOptions override where a guard listens and what it reads.
+type GuardOptions struct {
+	// Bin is the guard binary. Required.
+	Bin string
+	// Config is the policy config (YAML text). Default: empty, every rule at
+	// its default action.
+	Config string
+	// CertDir holds tls.crt and tls.key. Default: envtest's webhook serving
+	// certificate, which the installed webhook configurations trust.
+	CertDir string
+	// Port is the webhook port. Default: envtest's webhook port.
+	Port int
+	// MetricsAddr is the metrics address. Default "0" (disabled).
+	MetricsAddr string
+	// ExtraArgs are appended to the serve command line.
+	ExtraArgs []string
+}
+
 // StartGuard runs bin with the given policy config on envtest's webhook host,
 // port and serving certificate, and waits until /readyz answers 200.
 func (cp *ControlPlane) StartGuard(bin, config string, extraArgs ...string) (*Guard, error) {
+	return cp.StartGuardWith(GuardOptions{Bin: bin, Config: config, ExtraArgs: extraArgs})
+}
+
+// StartGuardWith runs the guard as o says and waits until /readyz answers 200.
+func (cp *ControlPlane) StartGuardWith(o GuardOptions) (*Guard, error) {
+	wh := cp.Env.WebhookInstallOptions
+	if o.CertDir == "" {
+		o.CertDir = wh.LocalServingCertDir
+	}
+	if o.Port == 0 {
+		o.Port = wh.LocalServingPort
+	}
+	if o.MetricsAddr == "" {
+		o.MetricsAddr = "0"
+	}
 	n := guardStarts.Add(1)
 	cfgPath := filepath.Join(cp.Dir, fmt.Sprintf("guard-config-%d.yaml", n))
-	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(o.Config), 0o600); err != nil {
 		return nil, err
 	}
 	probe, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	wh := cp.Env.WebhookInstallOptions
 	g := &Guard{
-		LogPath: filepath.Join(cp.Dir, fmt.Sprintf("guard-%d.log", n)),
-		done:    make(chan error, 1),
-		readyz:  fmt.Sprintf("http://127.0.0.1:%d/readyz", probe),
+		LogPath:    filepath.Join(cp.Dir, fmt.Sprintf("guard-%d.log", n)),
+		done:       make(chan error, 1),
+		HealthAddr: fmt.Sprintf("127.0.0.1:%d", probe),
 	}
+	g.readyz = "http://" + g.HealthAddr + "/readyz"
 	logFile, err := os.Create(g.LogPath)
 	if err != nil {
 		return nil, err
@@ -48,13 +83,13 @@ func (cp *ControlPlane) StartGuard(bin, config string, extraArgs ...string) (*Gu
 	args := append([]string{"serve",
 		"--kubeconfig", cp.Kubeconfig,
 		"--config", cfgPath,
-		"--cert-dir", wh.LocalServingCertDir,
+		"--cert-dir", o.CertDir,
 		"--host", wh.LocalServingHost,
-		"--port", strconv.Itoa(wh.LocalServingPort),
-		"--metrics-bind-address", "0",
-		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", probe),
-	}, extraArgs...)
-	g.cmd = exec.Command(bin, args...)
+		"--port", strconv.Itoa(o.Port),
+		"--metrics-bind-address", o.MetricsAddr,
+		"--health-probe-bind-address", g.HealthAddr,
+	}, o.ExtraArgs...)
+	g.cmd = exec.Command(o.Bin, args...)
 	g.cmd.Stdout, g.cmd.Stderr = logFile, logFile
 	if err := g.cmd.Start(); err != nil {
 		logFile.Close()

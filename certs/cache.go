@@ -1,0 +1,87 @@
+package certs
+
+import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/binary"
+	"time"
+
+	"apiservice-guard.io/apiservice-guard/internal/ttlcache"
+)
+
+// Cache memoizes ParseBundle and VerifyServing by content: the same caBundle
+// bytes or the same roots, chain and name are parsed or verified once. A
+// verification result is keyed by the time bucket (Bucket wide) it was made
+// in, so it is never reused across an expiry by more than one bucket. A nil
+// *Cache is valid and caches nothing. Returned certificates are shared and
+// must not be modified.
+type Cache struct {
+	parsed   *ttlcache.Cache[[]*x509.Certificate]
+	verified *ttlcache.Cache[struct{}]
+	bucket   time.Duration
+}
+
+// CacheOptions configure a Cache.
+type CacheOptions struct {
+	// Size bounds the parsed bundles and the verification results kept, each.
+	// Default 4096.
+	Size int
+	// Bucket is the time granularity of verification results and how long
+	// entries live. Default 1 minute.
+	Bucket time.Duration
+}
+
+// NewCache returns a cache.
+func NewCache(o CacheOptions) *Cache {
+	if o.Size <= 0 {
+		o.Size = 4096
+	}
+	if o.Bucket <= 0 {
+		o.Bucket = time.Minute
+	}
+	return &Cache{
+		parsed:   ttlcache.New[[]*x509.Certificate](o.Size),
+		verified: ttlcache.New[struct{}](o.Size),
+		bucket:   o.Bucket,
+	}
+}
+
+// ParseBundle is ParseBundle, memoized by the bytes' SHA-256.
+func (c *Cache) ParseBundle(data []byte) ([]*x509.Certificate, error) {
+	if c == nil {
+		return ParseBundle(data)
+	}
+	sum := sha256.Sum256(data)
+	key := string(sum[:])
+	if certs, err, ok := c.parsed.Get(key); ok {
+		return certs, err
+	}
+	certs, err := ParseBundle(data)
+	c.parsed.Put(key, certs, err, c.bucket)
+	return certs, err
+}
+
+// VerifyServing is VerifyServing, memoized by roots, chain, name and the time
+// bucket of now.
+func (c *Cache) VerifyServing(roots, chain []*x509.Certificate, dnsName string, now time.Time) error {
+	if c == nil {
+		return VerifyServing(roots, chain, dnsName, now)
+	}
+	h := sha256.New()
+	for _, group := range [][]*x509.Certificate{roots, chain} {
+		for _, cert := range group {
+			sum := sha256.Sum256(cert.Raw)
+			h.Write(sum[:])
+		}
+		h.Write([]byte{0})
+	}
+	h.Write([]byte(dnsName))
+	h.Write(binary.BigEndian.AppendUint64(nil, uint64(now.UnixNano()/int64(c.bucket))))
+	key := string(h.Sum(nil))
+	if _, err, ok := c.verified.Get(key); ok {
+		return err
+	}
+	err := VerifyServing(roots, chain, dnsName, now)
+	c.verified.Put(key, struct{}{}, err, c.bucket)
+	return err
+}

@@ -1,0 +1,186 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"apiservice-guard.io/apiservice-guard/certs"
+	"apiservice-guard.io/apiservice-guard/test/harness"
+)
+
+// TestServingEndpoints runs a second guard with its own certificate directory
+// and checks what the serve command promises: TLS >= 1.2, no HTTP/2, a
+// certificate replaced on disk served without a restart, readiness with the
+// cache check, and Prometheus metrics of reviews.
+func TestServingEndpoints(t *testing.T) {
+	dir := t.TempDir()
+	first := writeServingCert(t, dir)
+	port, metricsPort := freePort(t), freePort(t)
+	g, err := suite.StartGuardWith(harness.GuardOptions{
+		Bin: suite.guardBin, Config: defaultConfig, CertDir: dir, Port: port,
+		MetricsAddr: fmt.Sprintf("127.0.0.1:%d", metricsPort),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Stop() })
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+
+	state, err := handshake(addr, &tls.Config{RootCAs: pool(first.ca), NextProtos: []string{"h2", "http/1.1"}})
+	if err != nil {
+		t.Fatalf("TLS with the first certificate: %v", err)
+	}
+	if state.NegotiatedProtocol == "h2" {
+		t.Error("HTTP/2 was negotiated; it must be disabled")
+	}
+	if state.Version < tls.VersionTLS12 {
+		t.Errorf("negotiated TLS version %x, want >= 1.2", state.Version)
+	}
+	if _, err := handshake(addr, &tls.Config{RootCAs: pool(first.ca), MaxVersion: tls.VersionTLS11}); err == nil {
+		t.Error("a TLS 1.1 handshake succeeded")
+	}
+
+	second := writeServingCert(t, dir)
+	err = wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		st, err := handshake(addr, &tls.Config{RootCAs: pool(second.ca)})
+		return err == nil && bytes.Equal(st.PeerCertificates[0].Raw, second.leaf.Cert.Raw), nil
+	})
+	if err != nil {
+		t.Fatalf("the replaced certificate was not served without a restart: %v\n%s", err, g.Logs())
+	}
+
+	readyz := get(t, "http://"+g.HealthAddr+"/readyz?verbose")
+	for _, check := range []string{"[+]caches ok", "[+]webhook ok"} {
+		if !strings.Contains(readyz, check) {
+			t.Errorf("/readyz lacks %q:\n%s", check, readyz)
+		}
+	}
+
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool(second.ca)}}}
+	resp, err := client.Post("https://"+addr+"/validate", "application/json", strings.NewReader(insecureReview))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "[apiservice-insecure-skip-tls]") {
+		t.Fatalf("review answer lacks the warning: %s", body)
+	}
+	metrics := get(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
+	for _, m := range []string{
+		`apiservice_guard_admission_requests_total{kind="APIService",operation="CREATE",verdict="allowed"} 1`,
+		`apiservice_guard_findings_total{action="Warn",point="admission",rule="apiservice-insecure-skip-tls"} 1`,
+		`apiservice_guard_review_duration_seconds_count{kind="APIService"} 1`,
+	} {
+		if !strings.Contains(metrics, m) {
+			t.Errorf("/metrics lacks %s", m)
+		}
+	}
+}
+
+// TestDryRunRecordsNoEvent: a server-side dry run still shows the warning
+// but records no Event; the same apply for real does (the positive control).
+func TestDryRunRecordsNoEvent(t *testing.T) {
+	dumpGuardLogsOnFailure(t)
+	manifest := func(name string) string {
+		return fmt.Sprintf(`apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata:
+  name: v1.%s.e2e.apiservice-guard.io
+spec:
+  group: %s.e2e.apiservice-guard.io
+  version: v1
+  groupPriorityMinimum: 100
+  versionPriority: 100
+  insecureSkipTLSVerify: true
+  service: {namespace: default, name: nothing-here, port: 443}
+`, name, name)
+	}
+	_, stderr, err := kubectl(t, manifest("dryrun"), "apply", "--dry-run=server", "-f", "-")
+	if err != nil || !strings.Contains(stderr, "Warning: [apiservice-insecure-skip-tls]") {
+		t.Fatalf("dry run: err=%v, stderr=%s", err, stderr)
+	}
+	t.Cleanup(func() { _, _, _ = kubectl(t, "", "delete", "apiservice", "v1.real.e2e.apiservice-guard.io", "--ignore-not-found") })
+	if _, stderr, err := kubectl(t, manifest("real"), "apply", "-f", "-"); err != nil {
+		t.Fatalf("apply: %v\n%s", err, stderr)
+	}
+	waitEvent(t, "v1.real.e2e.apiservice-guard.io", "PolicyWarning", "[apiservice-insecure-skip-tls]")
+	if n := countEvents(t, "v1.dryrun.e2e.apiservice-guard.io"); n != 0 {
+		t.Fatalf("%d Events recorded for a dry-run request", n)
+	}
+}
+
+type servingPair struct{ ca, leaf *certs.KeyPair }
+
+// writeServingCert writes a new CA-issued certificate for 127.0.0.1 to dir.
+func writeServingCert(t *testing.T, dir string) servingPair {
+	t.Helper()
+	ca, err := certs.NewCA("guard-e2e-ca", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.IssueServing([]string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := leaf.WriteFiles(dir); err != nil {
+		t.Fatal(err)
+	}
+	return servingPair{ca: ca, leaf: leaf}
+}
+
+func pool(ca *certs.KeyPair) *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(ca.Cert)
+	return p
+}
+
+func handshake(addr string, cfg *tls.Config) (tls.ConnectionState, error) {
+	d := &net.Dialer{Timeout: 2 * time.Second}
+	conn, err := tls.DialWithDialer(d, "tcp", addr, cfg)
+	if err != nil {
+		return tls.ConnectionState{}, err
+	}
+	defer conn.Close()
+	return conn.ConnectionState(), nil
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body)
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+const insecureReview = `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"m1",
+"kind":{"group":"apiregistration.k8s.io","version":"v1","kind":"APIService"},
+"resource":{"group":"apiregistration.k8s.io","version":"v1","resource":"apiservices"},
+"name":"v1.metrics.e2e.apiservice-guard.io","operation":"CREATE","userInfo":{"username":"e2e"},
+"object":{"apiVersion":"apiregistration.k8s.io/v1","kind":"APIService","metadata":{"name":"v1.metrics.e2e.apiservice-guard.io"},
+"spec":{"group":"metrics.e2e.apiservice-guard.io","version":"v1","groupPriorityMinimum":100,"versionPriority":100,
+"insecureSkipTLSVerify":true,"service":{"namespace":"default","name":"kubernetes","port":443}}}}}`
