@@ -158,20 +158,25 @@ func StartLive(ctx context.Context, cfg *rest.Config, opts LiveOptions) (*Live, 
 	if err != nil {
 		return nil, err
 	}
+	cacheCtx, stopCache := context.WithCancel(ctx)
 	errc := make(chan error, 1)
-	go func() { errc <- c.Start(ctx) }()
+	go func() { errc <- c.Start(cacheCtx) }()
 	syncCtx, cancel := context.WithTimeout(ctx, l.opts.SyncTimeout)
 	defer cancel()
 	synced := make(chan bool, 1)
 	go func() { synced <- l.WaitForCacheSync(syncCtx) }()
 	select {
 	case err := <-errc:
+		stopCache()
 		return nil, fmt.Errorf("cache stopped before it synced: %w", errors.Join(err, context.Cause(ctx)))
 	case ok := <-synced:
 		if !ok {
+			stopCache()
 			return nil, fmt.Errorf("waiting for the cache to sync: %w", context.Cause(syncCtx))
 		}
 	}
+	// On success the cache runs until ctx ends; stopCache is for failures.
+	context.AfterFunc(ctx, stopCache)
 	return l, nil
 }
 

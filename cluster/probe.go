@@ -84,6 +84,11 @@ func (p *Prober) ServingCertificate(ctx context.Context, address, serverName str
 	// caller went away, so it runs detached from ctx, bounded by Timeout;
 	// each caller still stops waiting when its own ctx ends.
 	ch := p.group.DoChan(key, func() (any, error) {
+		// A flight that ended between the lookup above and DoChan has
+		// already stored its answer.
+		if r, err, ok := p.results.get(key); ok {
+			return r.chain, err
+		}
 		return p.probeAndStore(context.WithoutCancel(ctx), key, address, serverName)
 	})
 	select {

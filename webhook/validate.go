@@ -98,7 +98,10 @@ func (v *Validator) record(ctx context.Context, r *policies.Review, findings []p
 			continue
 		}
 		if obj := eventTarget(r); obj != nil {
-			v.recorder.Eventf(obj, nil, "Warning", eventReason(f.Action), "Admission", "%s", truncate(f.String(), 1000))
+			// The action is the rule name: client-go folds Events with the same
+			// object, reason and action into one series and keeps only the first
+			// note, so two rules must never share an action.
+			v.recorder.Eventf(obj, nil, "Warning", eventReason(f.Action), f.Rule, "%s", truncate(f.String(), 1000))
 		}
 	}
 }
