@@ -15,10 +15,12 @@ import (
 var ErrEmpty = errors.New("empty: no PEM data")
 
 // ParseBundle parses PEM-encoded certificates, as found in an APIService
-// caBundle or a Secret's ca.crt. It is stricter than x509.CertPool, which
-// silently skips what it cannot read: anything that is not a CERTIFICATE block,
-// a block that does not parse, or bytes outside PEM blocks are errors, so that
-// a bundle which only half works is caught.
+// caBundle or a Secret's ca.crt. Text outside PEM blocks (comments, OpenSSL's
+// human-readable dump) is ignored, as the aggregator's x509.CertPool ignores
+// it. It is stricter than CertPool where CertPool silently skips something
+// that was meant to be a certificate: a block that does not decode, a
+// CERTIFICATE that does not parse, a block of another type (a private key is
+// called out) are errors, so a bundle that only half works is caught.
 func ParseBundle(data []byte) ([]*x509.Certificate, error) {
 	rest := bytes.TrimSpace(data)
 	if len(rest) == 0 {
@@ -28,41 +30,46 @@ func ParseBundle(data []byte) ([]*x509.Certificate, error) {
 		return nil, errors.New("not PEM: no -----BEGIN CERTIFICATE----- block found")
 	}
 	var certs []*x509.Certificate
-	for i := 0; len(rest) > 0; i++ {
-		if !bytes.HasPrefix(rest, pemBegin) {
-			if i == 0 {
-				return nil, fmt.Errorf("not PEM: %d bytes before the first block that are not a PEM block", bytes.Index(rest, pemBegin))
-			}
-			return nil, fmt.Errorf("not PEM after block %d: %d bytes that are not a PEM block", i, len(rest))
+	for i := 0; ; i++ {
+		start := bytes.Index(rest, pemBegin)
+		if start < 0 {
+			break // only text left
 		}
-		// pem.Decode silently skips what it cannot decode (a block with bad
-		// base64, text between blocks) and returns the next good block, so
-		// decode exactly one block: up to the next BEGIN line.
+		rest = rest[start:]
+		// pem.Decode silently skips a block it cannot decode (bad base64, no
+		// END line) and returns the next good one, so decode exactly one
+		// block: up to the next BEGIN line.
 		end := len(rest)
 		if j := bytes.Index(rest[len(pemBegin):], pemBegin); j >= 0 {
 			end = len(pemBegin) + j
 		}
-		block, tail := pem.Decode(rest[:end])
+		block, _ := pem.Decode(rest[:end])
 		if block == nil {
 			return nil, fmt.Errorf("block %d is not valid PEM: bad base64 or no matching -----END line", i+1)
 		}
-		if tail = bytes.TrimSpace(tail); len(tail) > 0 {
-			return nil, fmt.Errorf("not PEM after block %d: %d bytes that are not a PEM block", i+1, len(tail))
-		}
-		rest = bytes.TrimSpace(rest[end:])
-		if block.Type != "CERTIFICATE" {
-			if strings.Contains(block.Type, "PRIVATE KEY") {
-				return nil, fmt.Errorf("block %d is a %s: a CA bundle must hold only certificates (remove the key, it is now exposed)", i+1, block.Type)
-			}
-			return nil, fmt.Errorf("block %d is a %q block, want CERTIFICATE", i+1, block.Type)
-		}
-		cert, err := x509.ParseCertificate(block.Bytes)
+		rest = rest[end:]
+		cert, err := certificateFromBlock(block, i+1)
 		if err != nil {
-			return nil, fmt.Errorf("block %d is not a valid certificate: %w", i+1, err)
+			return nil, err
 		}
 		certs = append(certs, cert)
 	}
 	return certs, nil
+}
+
+// certificateFromBlock parses the n-th block, which must be a CERTIFICATE.
+func certificateFromBlock(block *pem.Block, n int) (*x509.Certificate, error) {
+	if block.Type != "CERTIFICATE" {
+		if strings.Contains(block.Type, "PRIVATE KEY") {
+			return nil, fmt.Errorf("block %d is a %s: a CA bundle must hold only certificates (remove the key, it is now exposed)", n, block.Type)
+		}
+		return nil, fmt.Errorf("block %d is a %q block, want CERTIFICATE", n, block.Type)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("block %d is not a valid certificate: %w", n, err)
+	}
+	return cert, nil
 }
 
 // pemBegin starts every PEM block.

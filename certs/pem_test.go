@@ -48,9 +48,11 @@ func TestParseBundle(t *testing.T) {
 		{name: "only whitespace", in: []byte(" \n\t\n"), wantErr: certs.ErrEmpty.Error()},
 		{name: "garbage", in: []byte("not a certificate"), wantErr: "not PEM: no -----BEGIN CERTIFICATE----- block found"},
 		{name: "base64 of PEM (double encoded)", in: []byte("LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUI="), wantErr: "not PEM"},
-		{name: "trailing garbage", in: join(a.CertPEM(), []byte("garbage")), wantErr: "not PEM after block 1: 7 bytes"},
-		{name: "leading garbage", in: join([]byte("subject=CN = ca-a\n"), a.CertPEM()), wantErr: "before the first block"},
-		{name: "garbage between blocks", in: join(a.CertPEM(), []byte("junk\n"), b.CertPEM()), wantErr: "not PEM after block 1"},
+		// Text outside blocks is ignored, as the aggregator's CertPool does:
+		// openssl output and commented CA files work in a cluster.
+		{name: "trailing text", in: join(a.CertPEM(), []byte("garbage")), want: []string{"ca-a"}},
+		{name: "leading openssl subject line", in: join([]byte("subject=CN = ca-a\n"), a.CertPEM()), want: []string{"ca-a"}},
+		{name: "comment between blocks", in: join(a.CertPEM(), []byte("# ca-b, added for rotation\n"), b.CertPEM()), want: []string{"ca-a", "ca-b"}},
 		{name: "private key after a certificate", in: join(a.CertPEM(), a.KeyPEM()), wantErr: "block 2 is a PRIVATE KEY"},
 		{name: "EC private key", in: pemBlock("EC PRIVATE KEY", []byte{1, 2, 3}), wantErr: "block 1 is a EC PRIVATE KEY"},
 		{name: "non-certificate block", in: join(a.CertPEM(), pemBlock("PUBLIC KEY", a.Cert.RawSubjectPublicKeyInfo)), wantErr: `block 2 is a "PUBLIC KEY" block, want CERTIFICATE`},
