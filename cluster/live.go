@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"apiservice-guard.io/apiservice-guard/internal/ttlcache"
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -14,7 +15,6 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
@@ -72,8 +72,8 @@ type Live struct {
 	cache        cache.Cache
 	reader       client.Reader
 	opts         LiveOptions
-	secrets      *ttlCache[*corev1.Secret]
-	certificates *ttlCache[*cmapi.Certificate]
+	secrets      *ttlcache.Cache[*corev1.Secret]
+	certificates *ttlcache.Cache[*cmapi.Certificate]
 }
 
 var _ View = (*Live)(nil)
@@ -135,8 +135,8 @@ func NewLive(ctx context.Context, c cache.Cache, reader client.Reader, opts Live
 		cache:        c,
 		reader:       reader,
 		opts:         opts,
-		secrets:      newTTLCache[*corev1.Secret](opts.MaxObjects),
-		certificates: newTTLCache[*cmapi.Certificate](opts.MaxObjects),
+		secrets:      ttlcache.New[*corev1.Secret](opts.MaxObjects),
+		certificates: ttlcache.New[*cmapi.Certificate](opts.MaxObjects),
 	}, nil
 }
 
@@ -301,9 +301,9 @@ func (l *Live) Certificate(ctx context.Context, ns, name string) (*cmapi.Certifi
 func getByName[T any, PT interface {
 	*T
 	client.Object
-}](ctx context.Context, l *Live, store *ttlCache[PT], ns, name string, classify func(error) error) (PT, error) {
+}](ctx context.Context, l *Live, store *ttlcache.Cache[PT], ns, name string, classify func(error) error) (PT, error) {
 	key := ns + "/" + name
-	if obj, err, ok := store.get(key); ok {
+	if obj, err, ok := store.Get(key); ok {
 		return obj, err
 	}
 	obj := PT(new(T))
@@ -314,9 +314,9 @@ func getByName[T any, PT interface {
 	}
 	switch {
 	case err == nil:
-		store.put(key, obj, nil, l.opts.ObjectTTL)
+		store.Put(key, obj, nil, l.opts.ObjectTTL)
 	case apierrors.IsNotFound(err), errors.Is(err, ErrNotAvailable):
-		store.put(key, nil, err, l.opts.NotFoundTTL)
+		store.Put(key, nil, err, l.opts.NotFoundTTL)
 	}
 	return obj, err
 }
@@ -339,91 +339,4 @@ func missingAPI(err error) bool {
 // ServingCertificate implements View through the Prober.
 func (l *Live) ServingCertificate(ctx context.Context, address, serverName string) ([]*x509.Certificate, error) {
 	return l.opts.Prober.ServingCertificate(ctx, address, serverName)
-}
-
-// TransformPod is the cache transform for Pods: it keeps what rules read
-// (name, namespace, labels, owners; nodeName, hostNetwork, serviceAccountName;
-// each container's name and ports; Secret and projected Secret volumes;
-// phase and pod/host IPs) and drops the rest (annotations, managedFields, env,
-// command, args, probes, resources, conditions, container statuses...).
-// Objects of other types pass through unchanged.
-func TransformPod(in any) (any, error) {
-	pod, ok := in.(*corev1.Pod)
-	if !ok {
-		return in, nil
-	}
-	out := &corev1.Pod{
-		TypeMeta: pod.TypeMeta,
-		ObjectMeta: metav1.ObjectMeta{
-			Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID,
-			ResourceVersion: pod.ResourceVersion, Generation: pod.Generation,
-			CreationTimestamp: pod.CreationTimestamp, DeletionTimestamp: pod.DeletionTimestamp,
-			Labels: pod.Labels, OwnerReferences: pod.OwnerReferences,
-		},
-		Spec: corev1.PodSpec{
-			NodeName:           pod.Spec.NodeName,
-			HostNetwork:        pod.Spec.HostNetwork,
-			ServiceAccountName: pod.Spec.ServiceAccountName,
-			Volumes:            secretVolumes(pod.Spec.Volumes),
-			InitContainers:     portsOnly(pod.Spec.InitContainers),
-			Containers:         portsOnly(pod.Spec.Containers),
-		},
-		Status: corev1.PodStatus{
-			Phase: pod.Status.Phase, HostIP: pod.Status.HostIP, HostIPs: pod.Status.HostIPs,
-			PodIP: pod.Status.PodIP, PodIPs: pod.Status.PodIPs,
-		},
-	}
-	return out, nil
-}
-
-// portsOnly keeps each container's name, ports and restart policy (a
-// restartable init container is a sidecar that may serve).
-func portsOnly(cs []corev1.Container) []corev1.Container {
-	if len(cs) == 0 {
-		return nil
-	}
-	out := make([]corev1.Container, len(cs))
-	for i, c := range cs {
-		out[i] = corev1.Container{Name: c.Name, Ports: c.Ports, RestartPolicy: c.RestartPolicy}
-	}
-	return out
-}
-
-// secretVolumes keeps the volumes backed by Secrets: secret volumes, and
-// projected volumes reduced to their Secret sources.
-func secretVolumes(vs []corev1.Volume) []corev1.Volume {
-	var out []corev1.Volume
-	for _, v := range vs {
-		switch {
-		case v.Secret != nil:
-			out = append(out, corev1.Volume{Name: v.Name, VolumeSource: corev1.VolumeSource{Secret: v.Secret}})
-		case v.Projected != nil:
-			var srcs []corev1.VolumeProjection
-			for _, s := range v.Projected.Sources {
-				if s.Secret != nil {
-					srcs = append(srcs, corev1.VolumeProjection{Secret: s.Secret})
-				}
-			}
-			if len(srcs) > 0 {
-				proj := &corev1.ProjectedVolumeSource{Sources: srcs, DefaultMode: v.Projected.DefaultMode}
-				out = append(out, corev1.Volume{Name: v.Name, VolumeSource: corev1.VolumeSource{Projected: proj}})
-			}
-		}
-	}
-	return out
-}
-
-// TransformNode is the cache transform for Nodes: it drops managedFields and
-// the bulky status lists no rule reads (images, attached volumes). Objects
-// of other types pass through unchanged.
-func TransformNode(in any) (any, error) {
-	node, ok := in.(*corev1.Node)
-	if !ok {
-		return in, nil
-	}
-	node.ManagedFields = nil
-	node.Status.Images = nil
-	node.Status.VolumesInUse = nil
-	node.Status.VolumesAttached = nil
-	return node, nil
 }

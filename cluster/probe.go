@@ -1,19 +1,18 @@
 package cluster
 
 import (
-	listpkg "container/list"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"apiservice-guard.io/apiservice-guard/certs"
+	"apiservice-guard.io/apiservice-guard/internal/ttlcache"
 )
 
 // ProberOptions configures a Prober. Zero values take the documented defaults.
@@ -54,7 +53,7 @@ func (o ProberOptions) withDefaults() ProberOptions {
 // same key share one connection. A Prober is safe for concurrent use.
 type Prober struct {
 	opts    ProberOptions
-	results *ttlCache[probeResult]
+	results *ttlcache.Cache[probeResult]
 	group   singleflight.Group
 }
 
@@ -68,7 +67,7 @@ type probeResult struct {
 // NewProber returns a Prober with opts (defaults applied).
 func NewProber(opts ProberOptions) *Prober {
 	opts = opts.withDefaults()
-	return &Prober{opts: opts, results: newTTLCache[probeResult](opts.MaxEntries)}
+	return &Prober{opts: opts, results: ttlcache.New[probeResult](opts.MaxEntries)}
 }
 
 // ServingCertificate returns the chain presented by the TLS server at address
@@ -77,7 +76,7 @@ func NewProber(opts ProberOptions) *Prober {
 // (connection refused, timeout, handshake failure), not ErrNotAvailable.
 func (p *Prober) ServingCertificate(ctx context.Context, address, serverName string) ([]*x509.Certificate, error) {
 	key := address + "\x00" + serverName
-	if r, err, ok := p.results.get(key); ok {
+	if r, err, ok := p.results.Get(key); ok {
 		return r.chain, err
 	}
 	// The shared probe must not fail for every waiter because the first
@@ -86,7 +85,7 @@ func (p *Prober) ServingCertificate(ctx context.Context, address, serverName str
 	ch := p.group.DoChan(key, func() (any, error) {
 		// A flight that ended between the lookup above and DoChan has
 		// already stored its answer.
-		if r, err, ok := p.results.get(key); ok {
+		if r, err, ok := p.results.Get(key); ok {
 			return r.chain, err
 		}
 		return p.probeAndStore(context.WithoutCancel(ctx), key, address, serverName)
@@ -107,15 +106,15 @@ func (p *Prober) ServingCertificate(ctx context.Context, address, serverName str
 func (p *Prober) probeAndStore(ctx context.Context, key, address, serverName string) ([]*x509.Certificate, error) {
 	chain, err := p.probe(ctx, address, serverName)
 	if err != nil {
-		p.results.put(key, probeResult{}, err, p.opts.FailureTTL)
+		p.results.Put(key, probeResult{}, err, p.opts.FailureTTL)
 		return nil, err
 	}
 	r := probeResult{chain: chain, fingerprint: certs.Fingerprint(chain[0])}
-	if prev, ok := p.results.last(key); ok && prev.fingerprint != "" && prev.fingerprint != r.fingerprint {
+	if prev, ok := p.results.Last(key); ok && prev.fingerprint != "" && prev.fingerprint != r.fingerprint {
 		log.FromContext(ctx).Info("serving certificate changed",
 			"address", address, "serverName", serverName, "previous", prev.fingerprint, "fingerprint", r.fingerprint)
 	}
-	p.results.put(key, r, nil, p.opts.TTL)
+	p.results.Put(key, r, nil, p.opts.TTL)
 	return chain, nil
 }
 
@@ -148,77 +147,3 @@ func (p *Prober) probe(ctx context.Context, address, serverName string) ([]*x509
 }
 
 var errNoPeerCertificate = errors.New("server presented no certificate")
-
-// ttlCache is a small map of values (or errors) that expire, bounded in size
-// by evicting the oldest insertion. It is safe for concurrent use.
-type ttlCache[V any] struct {
-	mu      sync.Mutex
-	limit   int
-	now     func() time.Time
-	order   *listpkg.List // of *ttlEntry[V], newest first
-	entries map[string]*listpkg.Element
-}
-
-type ttlEntry[V any] struct {
-	key     string
-	value   V
-	err     error
-	expires time.Time
-}
-
-func newTTLCache[V any](limit int) *ttlCache[V] {
-	return &ttlCache[V]{limit: limit, now: time.Now, order: listpkg.New(), entries: map[string]*listpkg.Element{}}
-}
-
-// get returns the unexpired value or error stored for key.
-func (c *ttlCache[V]) get(key string) (V, error, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var zero V
-	el, ok := c.entries[key]
-	if !ok {
-		return zero, nil, false
-	}
-	e := el.Value.(*ttlEntry[V])
-	if !c.now().Before(e.expires) {
-		return zero, nil, false
-	}
-	return e.value, e.err, true
-}
-
-// last returns the value stored for key even when it has expired.
-func (c *ttlCache[V]) last(key string) (V, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if el, ok := c.entries[key]; ok {
-		return el.Value.(*ttlEntry[V]).value, true
-	}
-	var zero V
-	return zero, false
-}
-
-// put stores value and err for key for ttl, evicting the oldest entries
-// beyond the size bound.
-func (c *ttlCache[V]) put(key string, value V, err error, ttl time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e := &ttlEntry[V]{key: key, value: value, err: err, expires: c.now().Add(ttl)}
-	if el, ok := c.entries[key]; ok {
-		el.Value = e
-		c.order.MoveToFront(el)
-	} else {
-		c.entries[key] = c.order.PushFront(e)
-	}
-	for c.order.Len() > c.limit {
-		oldest := c.order.Back()
-		c.order.Remove(oldest)
-		delete(c.entries, oldest.Value.(*ttlEntry[V]).key)
-	}
-}
-
-// len returns the number of entries, expired ones included.
-func (c *ttlCache[V]) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.order.Len()
-}

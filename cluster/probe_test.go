@@ -118,7 +118,7 @@ func (c *fakeClock) Step(d time.Duration) {
 func newTestProber(opts ProberOptions) (*Prober, *fakeClock) {
 	p := NewProber(opts)
 	clock := &fakeClock{now: time.Now()}
-	p.results.now = clock.Now
+	p.results.SetClock(clock.Now)
 	return p, clock
 }
 
@@ -310,34 +310,5 @@ func TestProberRespectsContext(t *testing.T) {
 	_, err := p.ServingCertificate(ctx, lis.Addr().String(), probeDNSName)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("err = %v, want the caller's deadline", err)
-	}
-}
-
-func TestTTLCacheEvictsOldest(t *testing.T) {
-	c := newTTLCache[int](2)
-	clock := &fakeClock{now: time.Now()}
-	c.now = clock.Now
-	c.put("a", 1, nil, time.Minute)
-	c.put("b", 2, nil, time.Minute)
-	c.put("a", 10, nil, time.Minute) // refreshes a: b is now the oldest
-	c.put("c", 3, nil, time.Second)
-	got := map[string]int{}
-	for _, k := range []string{"a", "b", "c"} {
-		if v, _, ok := c.get(k); ok {
-			got[k] = v
-		}
-	}
-	if diff := cmp.Diff(map[string]int{"a": 10, "c": 3}, got); diff != "" {
-		t.Errorf("entries (-want +got):\n%s", diff)
-	}
-	clock.Step(2 * time.Second)
-	if _, _, ok := c.get("c"); ok {
-		t.Error("c is served after its TTL")
-	}
-	if v, ok := c.last("c"); !ok || v != 3 {
-		t.Errorf("last(c) = %v, %v; want the expired value", v, ok)
-	}
-	if n := c.len(); n != 2 {
-		t.Errorf("len = %d, want 2", n)
 	}
 }

@@ -36,3 +36,17 @@ func TestExpiryAndBound(t *testing.T) {
 		t.Fatalf("Get(c) = %v, %v", v, ok)
 	}
 }
+
+func TestPutRefreshesAnEntry(t *testing.T) {
+	c := New[int](2)
+	c.Put("a", 1, nil, time.Minute)
+	c.Put("b", 2, nil, time.Minute)
+	c.Put("a", 10, nil, time.Minute) // refreshes a: b is now the oldest
+	c.Put("c", 3, nil, time.Minute)
+	if _, _, ok := c.Get("b"); ok {
+		t.Error("b should have been evicted as the oldest")
+	}
+	if v, _, ok := c.Get("a"); !ok || v != 10 {
+		t.Errorf("Get(a) = %v, %v; want the refreshed 10", v, ok)
+	}
+}
