@@ -16,14 +16,13 @@ func backendMissingRule() Rule {
 			switch {
 			case notFound(f.nsErr):
 				return []Result{{
-					Message: fmt.Sprintf("%s points at Service %s, but namespace %q does not exist; the aggregator will report ServiceNotFound",
-						f.apiServiceName(), f.svcName(), f.ref.Namespace),
+					Message: fmt.Sprintf("namespace %q of backend Service %s does not exist: the APIService will be ServiceNotFound",
+						f.ref.Namespace, f.svcName()),
 					Fix: "install the adapter first, or fix spec.service.namespace",
 				}}
 			case notFound(f.svcErr):
 				return []Result{{
-					Message: fmt.Sprintf("%s points at Service %s, which does not exist; the aggregator will report ServiceNotFound",
-						f.apiServiceName(), f.svcName()),
+					Message: fmt.Sprintf("backend Service %s does not exist: the APIService will be ServiceNotFound", f.svcName()),
 					Fix: "create the Service, or fix spec.service.name",
 				}}
 			}
@@ -40,8 +39,8 @@ func portMismatchRule() Rule {
 			}
 			if f.svcPort == nil {
 				return []Result{{
-					Message: fmt.Sprintf("%s uses port %d, but Service %s only has %s; the aggregator will report ServicePortError",
-						f.apiServiceName(), f.port, f.svcName(), servicePorts(f.svc)),
+					Message: fmt.Sprintf("Service %s has no port %d (%s): the APIService will be ServicePortError",
+						f.svcName(), f.port, servicePorts(f.svc)),
 					Fix: fmt.Sprintf("set spec.service.port to one of %s", servicePorts(f.svc)),
 				}}
 			}
@@ -64,17 +63,17 @@ func targetPortResults(f *backendFacts) []Result {
 	}
 	tp := f.targetPort()
 	pod := f.pods[0]
-	msg := fmt.Sprintf("Service %s port %d targets %s, but pod %s declares %s",
+	msg := fmt.Sprintf("Service %s port %d targets %s; pod %s declares %s",
 		f.svcName(), f.port, targetPortString(tp), pod.Name, containerPorts(pod))
 	if tp.Type == intstr.String {
 		return []Result{{
-			Message: msg + "; the Service gets no endpoints and the aggregator reports MissingEndpoints",
-			Fix:     fmt.Sprintf("name a container port %q, or set the Service targetPort to the port the adapter listens on", tp.StrVal),
+			Message: msg + ": no endpoints, MissingEndpoints",
+			Fix:     fmt.Sprintf("name a container port %q, or set targetPort to the adapter's port", tp.StrVal),
 		}}
 	}
 	return []Result{{
-		Message:  msg + "; check the adapter really listens on it",
-		Fix:      "set the Service targetPort to the adapter's listening port",
+		Message:  msg,
+		Fix:      "check the adapter listens on it, or set targetPort to the adapter's port",
 		Advisory: true,
 	}}
 }
@@ -90,9 +89,9 @@ func noReadyEndpointsRule() Rule {
 				return nil
 			}
 			return []Result{{
-				Message: fmt.Sprintf("Service %s has no ready endpoint for port %d; %s will be Available=False (MissingEndpoints) until its pods are ready",
-					f.svcName(), f.port, f.apiServiceName()),
-				Fix: fmt.Sprintf("check the adapter pods: kubectl -n %s get pods,endpointslices -l kubernetes.io/service-name=%s", f.ref.Namespace, f.ref.Name),
+				Message: fmt.Sprintf("Service %s has no ready endpoint for port %d: MissingEndpoints until its pods are ready",
+					f.svcName(), f.port),
+				Fix: fmt.Sprintf("kubectl -n %s get pods,endpointslices -l kubernetes.io/service-name=%s", f.ref.Namespace, f.ref.Name),
 			}}
 		})
 }
@@ -132,9 +131,9 @@ func backendReplacedRule() Rule {
 				return nil
 			}
 			return []Result{{
-				Message: fmt.Sprintf("%s is Available and served by %s/%s; this update moves it to %s. Two adapters may be fighting over it (e.g. two KEDA installs)",
-					f.apiServiceName(), o.Namespace, o.Name, f.svcName()),
-				Fix: "make sure only one adapter owns this APIService before moving it",
+				Message: fmt.Sprintf("moves this Available APIService from Service %s/%s to %s; two adapters may be fighting over it",
+					o.Namespace, o.Name, f.svcName()),
+				Fix: "make sure one adapter (e.g. one KEDA install) owns it before moving it",
 			}}
 		})
 }
@@ -151,9 +150,8 @@ func firewallPortRule() Rule {
 				return nil
 			}
 			return []Result{{
-				Message: fmt.Sprintf("GKE detected: the control plane reaches pods only on 443 and 10250 by default, but %s is served on pod port %d",
-					f.apiServiceName(), port),
-				Fix: fmt.Sprintf("add a firewall rule from the master CIDR to the nodes on TCP %d (private clusters)", port),
+				Message: fmt.Sprintf("on GKE the control plane reaches pods on 443 and 10250 only; the backend listens on %d", port),
+				Fix:     fmt.Sprintf("add a firewall rule from the master CIDR to the nodes on tcp:%d", port),
 			}}
 		})
 }

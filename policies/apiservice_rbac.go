@@ -12,7 +12,7 @@ const (
 	authDelegator        = "system:auth-delegator"
 	authReader           = "extension-apiserver-authentication-reader"
 	authReaderNamespace  = "kube-system"
-	defaultServiceAccout = "default"
+	defaultServiceAccount = "default"
 )
 
 func authDelegationRule() Rule {
@@ -25,23 +25,23 @@ func authDelegationRule() Rule {
 			pod := f.pods[0]
 			sa := pod.Spec.ServiceAccountName
 			if sa == "" {
-				sa = defaultServiceAccout
+				sa = defaultServiceAccount
 			}
 			var missing, fixes []string
 			if crbs, err := f.view.ClusterRoleBindings(ctx); err == nil && !clusterBound(crbs, pod.Namespace, sa) {
-				missing = append(missing, fmt.Sprintf("a ClusterRoleBinding to ClusterRole %s", authDelegator))
+				missing = append(missing, authDelegator)
 				fixes = append(fixes, fmt.Sprintf("kubectl create clusterrolebinding %s-auth-delegator --clusterrole=%s --serviceaccount=%s:%s", sa, authDelegator, pod.Namespace, sa))
 			}
 			if rbs, err := f.view.RoleBindings(ctx, authReaderNamespace); err == nil && !readerBound(rbs, pod.Namespace, sa) {
-				missing = append(missing, fmt.Sprintf("a RoleBinding in %s to Role %s", authReaderNamespace, authReader))
+				missing = append(missing, authReader+" (in "+authReaderNamespace+")")
 				fixes = append(fixes, fmt.Sprintf("kubectl -n %s create rolebinding %s-auth-reader --role=%s --serviceaccount=%s:%s", authReaderNamespace, sa, authReader, pod.Namespace, sa))
 			}
 			if len(missing) == 0 {
 				return nil
 			}
 			return []Result{{
-				Message: fmt.Sprintf("ServiceAccount %s/%s of the %s backend lacks %s; the adapter cannot authenticate the API server's requests (403/401 from the adapter)",
-					pod.Namespace, sa, f.apiServiceName(), strings.Join(missing, " and ")),
+				Message: fmt.Sprintf("ServiceAccount %s/%s is not bound to %s: the adapter cannot authenticate API server requests",
+					pod.Namespace, sa, strings.Join(missing, " and ")),
 				Fix: strings.Join(fixes, "; "),
 			}}
 		})

@@ -88,7 +88,7 @@ func fromSecret(ctx context.Context, f *backendFacts, ns, name string) servingCe
 	}
 	sc := servingCert{chain: chain, source: "Secret " + ns + "/" + name}
 	if len(s.Data["ca.crt"]) > 0 {
-		sc.caHint = ", e.g. the ca.crt of Secret " + ns + "/" + name
+		sc.caHint = " (ca.crt of Secret " + ns + "/" + name + ")"
 	}
 	return sc
 }

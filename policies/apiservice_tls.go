@@ -41,8 +41,8 @@ func caBundleInvalidRule() Rule {
 			bundle, err := f.review.certs.ParseBundle(f.api.Spec.CABundle)
 			if err != nil {
 				return []Result{{
-					Message: fmt.Sprintf("%s caBundle is invalid: %v", f.apiServiceName(), err),
-					Fix:     "set spec.caBundle to the base64 of the PEM CA certificate that issued the adapter's serving certificate",
+					Message: fmt.Sprintf("caBundle is invalid: %v", err),
+					Fix:     "set caBundle to the PEM of the CA that issued the adapter's serving certificate",
 				}}
 			}
 			return expiryResults(f, bundle)
@@ -52,14 +52,13 @@ func caBundleInvalidRule() Rule {
 // emptyBundleResults reports a missing caBundle: a violation, unless an
 // injector is declared to fill it in, in which case only a note.
 func emptyBundleResults(f *backendFacts) []Result {
-	msg := fmt.Sprintf("%s has no caBundle and insecureSkipTLSVerify is false: the aggregator cannot verify %s and will report FailedDiscoveryCheck",
-		f.apiServiceName(), f.svcName())
+	msg := fmt.Sprintf("caBundle is empty and insecureSkipTLSVerify is false: discovery of %s will fail", f.svcName())
 	if who := caInjector(f); who != "" {
 		return []Result{{Message: msg + " until " + who + " injects the CA", Advisory: true}}
 	}
 	return []Result{{
 		Message: msg,
-		Fix:     "set spec.caBundle, or annotate " + AnnotationInjectCAFrom + ": <namespace>/<Certificate> to have it injected",
+		Fix:     "set caBundle, or annotate " + AnnotationInjectCAFrom + ": <namespace>/<Certificate>",
 	}}
 }
 
@@ -98,12 +97,12 @@ func expiryResults(f *backendFacts, bundle []*x509.Certificate) []Result {
 	switch {
 	case best == 0:
 		return []Result{{
-			Message: fmt.Sprintf("%s caBundle has no valid certificate: %v", f.apiServiceName(), firstErr),
+			Message: fmt.Sprintf("caBundle has no valid certificate: %v", firstErr),
 			Fix:     "put the adapter's current CA certificate in spec.caBundle",
 		}}
 	case best < expiryWarning:
 		return []Result{{
-			Message:  fmt.Sprintf("%s caBundle expires in %s", f.apiServiceName(), humanDuration(best)),
+			Message:  fmt.Sprintf("caBundle expires in %s", humanDuration(best)),
 			Fix:      "rotate the adapter's CA and update spec.caBundle",
 			Advisory: true,
 		}}
@@ -126,9 +125,8 @@ func insecureSkipTLSRule() Rule {
 				return nil
 			}
 			return []Result{{
-				Message: fmt.Sprintf("%s sets insecureSkipTLSVerify: the API server sends requests to %s without verifying it",
-					f.apiServiceName(), f.svcName()),
-				Fix: "set caBundle instead, or annotate " + AnnotationInjectCAFrom + " to have it injected",
+				Message: fmt.Sprintf("insecureSkipTLSVerify is true: the API server does not verify %s", f.svcName()),
+				Fix:     "set caBundle, or annotate " + AnnotationInjectCAFrom + ": <namespace>/<Certificate>",
 			}}
 		})
 }
@@ -154,10 +152,19 @@ func caBundleMismatchRule() Rule {
 			if err == nil {
 				return nil
 			}
+			leaf := sc.chain[0]
+			if _, expErr := certs.Expiry(leaf, f.review.now()); expErr != nil {
+				// Not a caBundle problem: the adapter serves a dead certificate.
+				return []Result{{
+					Message:  fmt.Sprintf("serving certificate of %s (%s) is not valid now: discovery will fail", f.svcName(), sc.source),
+					Fix:      "renew the adapter's serving certificate",
+					Advisory: !f.available(),
+				}}
+			}
 			return []Result{{
-				Message: fmt.Sprintf("%s caBundle does not verify the serving certificate of %s (%s, issued by %q): %v; the aggregator will report FailedDiscoveryCheck",
-					f.apiServiceName(), f.svcName(), sc.source, sc.chain[0].Issuer.CommonName, shortX509(err)),
-				Fix:      fmt.Sprintf("set caBundle to the CA that issued it (%q)%s", sc.chain[0].Issuer.CommonName, sc.caHint),
+				Message: fmt.Sprintf("caBundle does not verify the serving certificate of %s (issuer %q, %s): %s",
+					f.svcName(), leaf.Issuer.CommonName, sc.source, shortX509(err)),
+				Fix:      fmt.Sprintf("set caBundle to the %q CA%s", leaf.Issuer.CommonName, sc.caHint),
 				Advisory: !f.available(),
 			}}
 		})
@@ -175,7 +182,7 @@ func servingCertSANRule() Rule {
 				return nil
 			}
 			return []Result{{
-				Message: fmt.Sprintf("the serving certificate of %s (%s) lacks DNS name %s, which the aggregator verifies; it has %v",
+				Message: fmt.Sprintf("serving certificate of %s (%s) lacks DNS name %s; it has %v",
 					f.svcName(), sc.source, f.dnsName, sc.chain[0].DNSNames),
 				Fix: "reissue the serving certificate with " + f.dnsName + " in its dnsNames",
 			}}

@@ -107,7 +107,7 @@ func TestHostileRequests(t *testing.T) {
 		{"garbage PEM caBundle", "", apiServiceRequest(strings.Replace(okSpec, "%s", garbage, 1)), 403, "[apiservice-cabundle-invalid]"},
 		{"caBundle that is not PEM", "", apiServiceRequest(strings.Replace(okSpec, "%s", base64.StdEncoding.EncodeToString([]byte("hello")), 1)), 403, "not PEM"},
 		{"private key in caBundle", "", apiServiceRequest(strings.Replace(okSpec, "%s", keyBundle, 1)), 403, "PRIVATE KEY"},
-		{"empty caBundle, insecureSkipTLSVerify false", "", apiServiceRequest(strings.Replace(okSpec, `,"caBundle":"%s"`, `,"insecureSkipTLSVerify":false`, 1)), 403, "has no caBundle"},
+		{"empty caBundle, insecureSkipTLSVerify false", "", apiServiceRequest(strings.Replace(okSpec, `,"caBundle":"%s"`, `,"insecureSkipTLSVerify":false`, 1)), 403, "caBundle is empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -162,7 +162,7 @@ func TestCheckJSON(t *testing.T) {
 		args:        []string{"-f", backendDir, "-f", mismatch},
 		wantCode:    exitOK,
 		want:        []policies.Finding{finding("apiservice-cabundle-mismatch", policies.Warn, external)},
-		wantMessage: []string{`issued by "keda-ca"`},
+		wantMessage: []string{`issuer "keda-ca"`},
 	}, {
 		name:        "warn only",
 		args:        []string{"-f", backendDir, "-f", insecureSkip},
@@ -177,7 +177,7 @@ func TestCheckJSON(t *testing.T) {
 			finding("apiservice-port-mismatch", policies.Enforce, customV2),
 			finding("apiservice-insecure-skip-tls", policies.Warn, customV2),
 		},
-		wantMessage: []string{"uses port 8443", "insecureSkipTLSVerify"},
+		wantMessage: []string{"has no port 8443", "insecureSkipTLSVerify"},
 	}, {
 		name:        "audit mode reports Enforce as Audit",
 		args:        []string{"-f", backendDir, "-f", badCABundle, "--config", configAudit},
@@ -202,7 +202,7 @@ func TestCheckJSON(t *testing.T) {
 			finding("apiservice-backend-missing", policies.Warn, custom),
 			finding("apiservice-insecure-skip-tls", policies.Warn, custom),
 		},
-		wantMessage: []string{`namespace "keda" does not exist`, "insecureSkipTLSVerify"},
+		wantMessage: []string{`namespace "keda" of backend Service`, "insecureSkipTLSVerify"},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -258,10 +258,10 @@ func TestCheckText(t *testing.T) {
 		args:     []string{"-f", backendDir, "-f", brokenDir},
 		wantCode: exitFindings,
 		wantPrefixes: []string{
-			"ENFORCE  APIService/v1beta1.external.metrics.k8s.io (" + badCABundle + "#1)  [apiservice-cabundle-invalid] APIService ",
-			"WARN     APIService/v1beta1.custom.metrics.k8s.io (" + insecureSkip + "#1)  [apiservice-insecure-skip-tls] APIService ",
-			"ENFORCE  APIService/v1beta2.custom.metrics.k8s.io (" + portMismatch + "#2)  [apiservice-port-mismatch] APIService ",
-			"WARN     APIService/v1beta2.custom.metrics.k8s.io (" + portMismatch + "#2)  [apiservice-insecure-skip-tls] APIService ",
+			"ENFORCE  APIService/v1beta1.external.metrics.k8s.io (" + badCABundle + "#1)  [apiservice-cabundle-invalid] caBundle is invalid: ",
+			"WARN     APIService/v1beta1.custom.metrics.k8s.io (" + insecureSkip + "#1)  [apiservice-insecure-skip-tls] insecureSkipTLSVerify is true: ",
+			"ENFORCE  APIService/v1beta2.custom.metrics.k8s.io (" + portMismatch + "#2)  [apiservice-port-mismatch] Service keda/keda-operator-metrics-apiserver has no port 8443",
+			"WARN     APIService/v1beta2.custom.metrics.k8s.io (" + portMismatch + "#2)  [apiservice-insecure-skip-tls] insecureSkipTLSVerify is true: ",
 		},
 		wantSummary: "4 findings: 2 enforce, 2 warn, 0 audit (3 objects checked)",
 	}, {
@@ -269,7 +269,7 @@ func TestCheckText(t *testing.T) {
 		args:     []string{"-f", backendDir, "-f", badCABundle, "--config", configAudit},
 		wantCode: exitOK,
 		wantPrefixes: []string{
-			"AUDIT    APIService/v1beta1.external.metrics.k8s.io (" + badCABundle + "#1)  [apiservice-cabundle-invalid] APIService ",
+			"AUDIT    APIService/v1beta1.external.metrics.k8s.io (" + badCABundle + "#1)  [apiservice-cabundle-invalid] caBundle is invalid: ",
 		},
 		wantSummary: "1 finding: 0 enforce, 0 warn, 1 audit (1 object checked)",
 	}}
