@@ -1,18 +1,10 @@
 package cluster
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/x509"
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -26,14 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 )
-
-// maxDocumentBytes bounds one YAML document, like the API server's request
-// size limit (3 MiB per object).
-const maxDocumentBytes = 3 << 20
 
 // Loaded is one object read from a file.
 type Loaded struct {
@@ -42,170 +28,122 @@ type Loaded struct {
 	Object runtime.Object
 	// GVK is the object's group/version/kind as written.
 	GVK schema.GroupVersionKind
-	// Source is "file#document" (1-based), for messages.
+	// Source is "file#document", for messages: documents are numbered from 1,
+	// counting empty ones (see LoadStatic); an item of a List adds "[index]".
 	Source string
 }
 
 // Static is a View built from manifests. It answers only from what the files
 // hold: runtime state the files cannot know (EndpointSlices when none are
-// given, TLS probes) is ErrNotAvailable rather than "not found".
+// given, TLS probes) is ErrNotAvailable rather than "not found". Objects are
+// told apart by group and kind, so a CRD kind named like a built-in one (a
+// Knative serving.knative.dev Service) is not taken for it.
 type Static struct {
-	objects    []Loaded
-	byKey      map[string]runtime.Object // kind|namespace|name
+	// objects are in load order; pods[i] is the pod derived from objects[i],
+	// or nil.
+	objects []Loaded
+	pods    []*corev1.Pod
+	// documents are every object read by LoadStatic, superseded ones too;
+	// notes say which objects were defined more than once.
+	documents []Loaded
+	notes     []string
+	index   map[objectKey]int          // position in objects
+	byKind  map[schema.GroupKind][]int // positions in objects
+	// namespaces are those declared or holding an object.
 	namespaces map[string]bool
-	pods       []*corev1.Pod
-	byKind     map[string][]runtime.Object
 }
 
 var _ View = (*Static)(nil)
 
-// LoadStatic reads YAML or JSON manifests from files and directories
-// (recursively, *.yaml, *.yml, *.json), multi-document, with v1 List kinds
-// expanded. Any unreadable file or undecodable document is an error naming it.
-func LoadStatic(paths ...string) (*Static, error) {
-	s := newStatic()
-	dec := serializer.NewCodecFactory(NewScheme()).UniversalDeserializer()
-	for _, p := range paths {
-		files, err := manifestFiles(p)
-		if err != nil {
-			return nil, err
-		}
-		for _, f := range files {
-			if err := s.loadFile(dec, f); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return s, nil
+// objectKey identifies one object of the view.
+type objectKey struct {
+	schema.GroupKind
+	namespace, name string
 }
+
+// String is "Kind[.group] [namespace/]name", for messages.
+func (k objectKey) String() string {
+	if k.namespace == "" {
+		return k.GroupKind.String() + " " + k.name
+	}
+	return k.GroupKind.String() + " " + k.namespace + "/" + k.name
+}
+
+// namespaceKind is the core Namespace; a CRD kind of that name declares none.
+var namespaceKind = schema.GroupKind{Group: corev1.GroupName, Kind: "Namespace"}
 
 func newStatic() *Static {
-	return &Static{byKey: map[string]runtime.Object{}, namespaces: map[string]bool{}, byKind: map[string][]runtime.Object{}}
-}
-
-// manifestFiles expands a path into the manifest files under it, sorted.
-func manifestFiles(path string) ([]string, error) {
-	info, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if !info.IsDir() {
-		return []string{path}, nil
-	}
-	var files []string
-	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		switch strings.ToLower(filepath.Ext(p)) {
-		case ".yaml", ".yml", ".json":
-			if !d.IsDir() {
-				files = append(files, p)
-			}
-		}
-		return nil
-	})
-	return files, err
-}
-
-// loadFile decodes every document of one file.
-func (s *Static) loadFile(dec runtime.Decoder, path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	r := utilyaml.NewYAMLReader(bufio.NewReaderSize(f, 64<<10))
-	for doc := 1; ; doc++ {
-		data, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		src := fmt.Sprintf("%s#%d", path, doc)
-		if err != nil {
-			return fmt.Errorf("%s: %w", src, err)
-		}
-		if len(data) > maxDocumentBytes {
-			return fmt.Errorf("%s: document is %d bytes, over the %d byte limit", src, len(data), maxDocumentBytes)
-		}
-		if err := s.addDocument(dec, data, src); err != nil {
-			return err
-		}
-	}
-}
-
-// addDocument decodes one document; empty documents and comments are skipped.
-func (s *Static) addDocument(dec runtime.Decoder, data []byte, src string) error {
-	if isBlank(data) {
-		return nil
-	}
-	js, err := utilyaml.ToJSON(data)
-	if err != nil {
-		return fmt.Errorf("%s: invalid YAML: %w", src, err)
-	}
-	var tm metav1.TypeMeta
-	if err := utilyaml.Unmarshal(js, &tm); err != nil || tm.Kind == "" || tm.APIVersion == "" {
-		return fmt.Errorf("%s: not a Kubernetes object: apiVersion and kind are required", src)
-	}
-	gvk := tm.GroupVersionKind()
-	obj, _, err := dec.Decode(js, nil, nil)
-	if runtime.IsNotRegisteredError(err) {
-		u, uerr := decodeUnstructured(js)
-		if uerr != nil {
-			return fmt.Errorf("%s: %w", src, uerr)
-		}
-		obj, err = u, nil
-	}
-	if err != nil {
-		return fmt.Errorf("%s: decoding %s: %w", src, gvk.Kind, err)
-	}
-	if list, ok := obj.(*corev1.List); ok {
-		for i, item := range list.Items {
-			if err := s.addDocument(dec, item.Raw, fmt.Sprintf("%s[%d]", src, i)); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	obj.GetObjectKind().SetGroupVersionKind(gvk)
-	s.Add(Loaded{Object: obj, GVK: gvk, Source: src})
-	return nil
-}
-
-func isBlank(data []byte) bool {
-	for _, line := range bytes.Split(data, []byte("\n")) {
-		t := bytes.TrimSpace(line)
-		if len(t) > 0 && t[0] != '#' {
-			return false
-		}
-	}
-	return true
+	return &Static{index: map[objectKey]int{}, byKind: map[schema.GroupKind][]int{}, namespaces: map[string]bool{}}
 }
 
 // Add puts one object into the view, deriving pods from workload templates.
+// It is for views built in code: an object with the same group, kind,
+// namespace and name as one already added replaces it in place, in Objects
+// and in every answer. LoadStatic does the same with an object defined twice
+// in the files (the later one is what kubectl apply -f would leave), and notes it.
 func (s *Static) Add(l Loaded) {
+	if k, ok := keyOf(l); ok {
+		if i, dup := s.index[k]; dup {
+			s.objects[i], s.pods[i] = l, podFrom(l.Object)
+			return
+		}
+	}
+	s.insert(l)
+}
+
+// addLoaded records a document read from a file and adds it to the view;
+// an object defined before is replaced and noted.
+func (s *Static) addLoaded(l Loaded) {
+	s.documents = append(s.documents, l)
+	if k, ok := keyOf(l); ok {
+		if i, dup := s.index[k]; dup {
+			s.notes = append(s.notes, fmt.Sprintf("%s is defined twice, in %s and %s; the cluster view holds the later one",
+				k, s.objects[i].Source, l.Source))
+		}
+	}
+	s.Add(l)
+}
+
+// insert appends l, which the view does not hold yet.
+func (s *Static) insert(l Loaded) {
+	i := len(s.objects)
 	s.objects = append(s.objects, l)
-	m, err := metaOf(l.Object)
-	if err != nil {
+	s.pods = append(s.pods, podFrom(l.Object))
+	k, ok := keyOf(l)
+	if !ok {
 		return
 	}
-	if m.GetNamespace() != "" {
-		s.namespaces[m.GetNamespace()] = true
+	s.index[k] = i
+	s.byKind[k.GroupKind] = append(s.byKind[k.GroupKind], i)
+	if k.namespace != "" {
+		s.namespaces[k.namespace] = true
 	}
-	if l.GVK.Kind == "Namespace" {
-		s.namespaces[m.GetName()] = true
-	}
-	s.byKey[key(l.GVK.Kind, m.GetNamespace(), m.GetName())] = l.Object
-	s.byKind[l.GVK.Kind] = append(s.byKind[l.GVK.Kind], l.Object)
-	if pod := podFrom(l.Object); pod != nil {
-		s.pods = append(s.pods, pod)
+	if k.GroupKind == namespaceKind {
+		s.namespaces[k.name] = true
 	}
 }
 
-// Objects returns everything loaded, in file order.
+// keyOf returns the key of l, or false for an object without metadata.
+func keyOf(l Loaded) (objectKey, bool) {
+	m, err := metaOf(l.Object)
+	if err != nil {
+		return objectKey{}, false
+	}
+	return objectKey{GroupKind: l.GVK.GroupKind(), namespace: m.GetNamespace(), name: m.GetName()}, true
+}
+
+// Objects returns everything loaded, in file order (an object Add replaced
+// keeps its place).
 func (s *Static) Objects() []Loaded { return s.objects }
 
-func key(kind, ns, name string) string { return kind + "|" + ns + "|" + name }
+// Documents returns every object LoadStatic read, in file order, including
+// ones a later definition of the same object superseded in the view: each is
+// something a person may apply, so each is worth reviewing.
+func (s *Static) Documents() []Loaded { return s.documents }
+
+// Notes returns what LoadStatic noticed but did not fail on, such as an object
+// defined twice.
+func (s *Static) Notes() []string { return s.notes }
 
 // podFrom returns the pod an object runs: the Pod itself, or a pod made from a
 // workload's template (named after the workload, in its namespace).
@@ -225,6 +163,8 @@ func podFrom(obj runtime.Object) *corev1.Pod {
 		meta, tmpl = o.ObjectMeta, o.Spec.Template
 	case *batchv1.Job:
 		meta, tmpl = o.ObjectMeta, o.Spec.Template
+	case *batchv1.CronJob:
+		meta, tmpl = o.ObjectMeta, o.Spec.JobTemplate.Spec.Template
 	default:
 		return nil
 	}
@@ -234,22 +174,28 @@ func podFrom(obj runtime.Object) *corev1.Pod {
 	}
 }
 
+// get returns the object of kind in gr's group, or NotFound for gr.
 func get[T runtime.Object](s *Static, gr schema.GroupResource, kind, ns, name string) (T, error) {
 	var zero T
-	if obj, ok := s.byKey[key(kind, ns, name)].(T); ok {
-		return obj, nil
+	k := objectKey{GroupKind: schema.GroupKind{Group: gr.Group, Kind: kind}, namespace: ns, name: name}
+	if i, ok := s.index[k]; ok {
+		if obj, ok := s.objects[i].Object.(T); ok {
+			return obj, nil
+		}
 	}
 	return zero, apierrors.NewNotFound(gr, name)
 }
 
-func list[T runtime.Object](s *Static, kind, ns string) []T {
+// list returns the objects of group and kind in ns, or in every namespace
+// when ns is empty.
+func list[T runtime.Object](s *Static, group, kind, ns string) []T {
 	var out []T
-	for _, obj := range s.byKind[kind] {
-		t, ok := obj.(T)
+	for _, i := range s.byKind[schema.GroupKind{Group: group, Kind: kind}] {
+		t, ok := s.objects[i].Object.(T)
 		if !ok {
 			continue
 		}
-		if m, err := metaOf(obj); err == nil && (ns == "" || m.GetNamespace() == ns) {
+		if m, err := metaOf(t); err == nil && (ns == "" || m.GetNamespace() == ns) {
 			out = append(out, t)
 		}
 	}
@@ -259,7 +205,7 @@ func list[T runtime.Object](s *Static, kind, ns string) []T {
 // Namespace implements View: a namespace exists when a file declares it or
 // holds an object in it.
 func (s *Static) Namespace(_ context.Context, name string) (*corev1.Namespace, error) {
-	if ns, ok := s.byKey[key("Namespace", "", name)].(*corev1.Namespace); ok {
+	if ns, err := get[*corev1.Namespace](s, corev1.Resource("namespaces"), namespaceKind.Kind, "", name); err == nil {
 		return ns, nil
 	}
 	if s.namespaces[name] {
@@ -273,22 +219,27 @@ func (s *Static) Service(_ context.Context, ns, name string) (*corev1.Service, e
 	return get[*corev1.Service](s, corev1.Resource("services"), "Service", ns, name)
 }
 
-// EndpointSlices implements View. Without any EndpointSlice in the files the
-// answer is ErrNotAvailable: readiness is runtime state.
+// EndpointSlices implements View. Without any discovery.k8s.io EndpointSlice
+// in the files the answer is ErrNotAvailable: readiness is runtime state.
 func (s *Static) EndpointSlices(_ context.Context, ns, svc string) ([]*discoveryv1.EndpointSlice, error) {
-	if len(s.byKind["EndpointSlice"]) == 0 {
+	const kind = "EndpointSlice"
+	if len(s.byKind[schema.GroupKind{Group: discoveryv1.GroupName, Kind: kind}]) == 0 {
 		return nil, fmt.Errorf("endpoint slices: %w", ErrNotAvailable)
 	}
-	return slices.DeleteFunc(list[*discoveryv1.EndpointSlice](s, "EndpointSlice", ns), func(e *discoveryv1.EndpointSlice) bool {
+	return slices.DeleteFunc(list[*discoveryv1.EndpointSlice](s, discoveryv1.GroupName, kind, ns), func(e *discoveryv1.EndpointSlice) bool {
 		return e.Labels[discoveryv1.LabelServiceName] != svc
 	}), nil
 }
 
-// Pods implements View, including pods derived from workload templates.
+// Pods implements View, including pods derived from workload templates. A nil
+// selector matches every pod, as labels.Everything does.
 func (s *Static) Pods(_ context.Context, ns string, sel labels.Selector) ([]*corev1.Pod, error) {
+	if sel == nil {
+		sel = labels.Everything()
+	}
 	var out []*corev1.Pod
 	for _, p := range s.pods {
-		if (ns == "" || p.Namespace == ns) && sel.Matches(labels.Set(p.Labels)) {
+		if p != nil && (ns == "" || p.Namespace == ns) && sel.Matches(labels.Set(p.Labels)) {
 			out = append(out, p)
 		}
 	}
@@ -297,12 +248,12 @@ func (s *Static) Pods(_ context.Context, ns string, sel labels.Selector) ([]*cor
 
 // Nodes implements View.
 func (s *Static) Nodes(context.Context) ([]*corev1.Node, error) {
-	return list[*corev1.Node](s, "Node", ""), nil
+	return list[*corev1.Node](s, corev1.GroupName, "Node", ""), nil
 }
 
 // NetworkPolicies implements View.
 func (s *Static) NetworkPolicies(_ context.Context, ns string) ([]*networkingv1.NetworkPolicy, error) {
-	return list[*networkingv1.NetworkPolicy](s, "NetworkPolicy", ns), nil
+	return list[*networkingv1.NetworkPolicy](s, networkingv1.GroupName, "NetworkPolicy", ns), nil
 }
 
 // APIService implements View.
@@ -317,12 +268,12 @@ func (s *Static) ServiceAccount(_ context.Context, ns, name string) (*corev1.Ser
 
 // RoleBindings implements View.
 func (s *Static) RoleBindings(_ context.Context, ns string) ([]*rbacv1.RoleBinding, error) {
-	return list[*rbacv1.RoleBinding](s, "RoleBinding", ns), nil
+	return list[*rbacv1.RoleBinding](s, rbacv1.GroupName, "RoleBinding", ns), nil
 }
 
 // ClusterRoleBindings implements View.
 func (s *Static) ClusterRoleBindings(context.Context) ([]*rbacv1.ClusterRoleBinding, error) {
-	return list[*rbacv1.ClusterRoleBinding](s, "ClusterRoleBinding", ""), nil
+	return list[*rbacv1.ClusterRoleBinding](s, rbacv1.GroupName, "ClusterRoleBinding", ""), nil
 }
 
 // Secret implements View.

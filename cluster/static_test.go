@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,9 +14,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 func loadFixtures(t *testing.T) *Static {
@@ -24,56 +24,6 @@ func loadFixtures(t *testing.T) *Static {
 		t.Fatalf("LoadStatic: %v", err)
 	}
 	return s
-}
-
-func TestLoadStaticObjects(t *testing.T) {
-	s := loadFixtures(t)
-	keda := filepath.Join("testdata", "static", "keda.yaml")
-	list := filepath.Join("testdata", "static", "list.json")
-	rbac := filepath.Join("testdata", "static", "nested", "deeper", "rbac.yml")
-	// Directory order is lexical. A comment-only document is skipped but
-	// counted; an empty one between two "---" is not a document at all (the
-	// YAML reader drops it, as kubectl does).
-	want := []string{
-		"Namespace " + keda + "#2",
-		"Service " + keda + "#4",
-		"Deployment " + keda + "#5",
-		"APIService " + keda + "#6",
-		"ServiceMonitor " + keda + "#7",
-		"NetworkPolicy " + list + "#1[0]",
-		"ServiceAccount " + list + "#1[1]",
-		"ClusterRoleBinding " + rbac + "#1",
-		"RoleBinding " + rbac + "#2",
-	}
-	var got []string
-	for _, l := range s.Objects() {
-		got = append(got, l.GVK.Kind+" "+l.Source)
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("objects (-want +got):\n%s", diff)
-	}
-}
-
-func TestLoadStaticUnknownKindIsUnstructured(t *testing.T) {
-	s := loadFixtures(t)
-	for _, l := range s.Objects() {
-		if l.GVK.Kind != "ServiceMonitor" {
-			continue
-		}
-		u, ok := l.Object.(*unstructured.Unstructured)
-		if !ok {
-			t.Fatalf("ServiceMonitor decoded as %T, want *unstructured.Unstructured", l.Object)
-		}
-		want := schema.GroupVersionKind{Group: "monitoring.coreos.com", Version: "v1", Kind: "ServiceMonitor"}
-		if diff := cmp.Diff(want, u.GroupVersionKind()); diff != "" {
-			t.Errorf("GVK (-want +got):\n%s", diff)
-		}
-		if u.GetName() != "keda-metrics" || u.GetNamespace() != "keda" {
-			t.Errorf("got %s/%s, want keda/keda-metrics", u.GetNamespace(), u.GetName())
-		}
-		return
-	}
-	t.Fatal("ServiceMonitor not loaded")
 }
 
 func TestStaticGetters(t *testing.T) {
@@ -164,6 +114,8 @@ func TestStaticPodsFromWorkloads(t *testing.T) {
 		{name: "every namespace", ns: "", sel: labels.Everything(), want: []string{"keda/keda-operator-metrics-apiserver"}},
 		{name: "other namespace", ns: "default", sel: labels.Everything()},
 		{name: "selector does not match", ns: "keda", sel: labels.SelectorFromSet(labels.Set{"app": "other"})},
+		{name: "nil selector matches every pod", ns: "keda", sel: nil, want: []string{"keda/keda-operator-metrics-apiserver"}},
+		{name: "nil selector in every namespace", ns: "", sel: nil, want: []string{"keda/keda-operator-metrics-apiserver"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -184,6 +136,121 @@ func TestStaticPodsFromWorkloads(t *testing.T) {
 	if len(pods) != 1 || pods[0].Spec.Containers[0].Ports[0].ContainerPort != 6443 || pods[0].Spec.ServiceAccountName != "keda-metrics-server" {
 		t.Errorf("derived pod spec not kept from the template: %+v", pods)
 	}
+}
+
+func TestStaticPodsFromTemplates(t *testing.T) {
+	s, err := LoadStatic(filepath.Join("testdata", "workloads"))
+	if err != nil {
+		t.Fatalf("LoadStatic: %v", err)
+	}
+	tests := []struct {
+		workload string
+		want     string // namespace/name serviceAccount
+	}{
+		{workload: "deployment", want: "work/deploy deployment-sa"},
+		{workload: "statefulset", want: "work/sts statefulset-sa"},
+		{workload: "daemonset", want: "work/ds daemonset-sa"},
+		{workload: "replicaset", want: "work/rs replicaset-sa"},
+		{workload: "job", want: "work/job job-sa"},
+		{workload: "cronjob", want: "work/cron cronjob-sa"},
+		{workload: "pod", want: "work/pod pod-sa"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.workload, func(t *testing.T) {
+			pods, err := s.Pods(t.Context(), "work", labels.SelectorFromSet(labels.Set{"workload": tt.workload}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, p := range pods {
+				got = append(got, p.Namespace+"/"+p.Name+" "+p.Spec.ServiceAccountName)
+			}
+			if diff := cmp.Diff([]string{tt.want}, got); diff != "" {
+				t.Errorf("pods (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestStaticGroupKinds loads kinds named like built-in ones in other groups
+// (Knative Service, Calico NetworkPolicy, ...): the view answers only with
+// the built-in ones.
+func TestStaticGroupKinds(t *testing.T) {
+	s, err := LoadStatic(filepath.Join("testdata", "groups"))
+	if err != nil {
+		t.Fatalf("LoadStatic: %v", err)
+	}
+	tests := []struct {
+		name string
+		ask  func(ctx context.Context) (string, error)
+		want string
+	}{{
+		name: "core Service beside a Knative Service",
+		ask: func(ctx context.Context) (string, error) {
+			svc, err := s.Service(ctx, "shop", "web")
+			if err != nil {
+				return "", err
+			}
+			return fmt.Sprint(svc.Spec.Ports[0].TargetPort.IntValue()), nil
+		},
+		want: "8080",
+	}, {
+		name: "only networking.k8s.io NetworkPolicies",
+		ask: func(ctx context.Context) (string, error) {
+			nps, err := s.NetworkPolicies(ctx, "shop")
+			return joinNames(nps), err
+		},
+		want: "default-deny",
+	}, {
+		name: "a CRD Namespace declares no namespace",
+		ask: func(ctx context.Context) (string, error) {
+			ns, err := s.Namespace(ctx, "tenant-a")
+			if apierrors.IsNotFound(err) {
+				return "not found", nil
+			}
+			return ns.Name, err
+		},
+		want: "not found",
+	}, {
+		name: "an EndpointSlice of another group says nothing about readiness",
+		ask: func(ctx context.Context) (string, error) {
+			es, err := s.EndpointSlices(ctx, "shop", "web")
+			if errors.Is(err, ErrNotAvailable) {
+				return "not available", nil
+			}
+			return joinNames(es), err
+		},
+		want: "not available",
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.ask(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+	var kinds []string
+	for _, l := range s.Objects() {
+		kinds = append(kinds, l.GVK.GroupKind().String())
+	}
+	want := []string{"Service", "Service.serving.knative.dev", "NetworkPolicy.networking.k8s.io",
+		"NetworkPolicy.crd.projectcalico.org", "Namespace.tenancy.example.com", "EndpointSlice.mesh.example.com"}
+	if diff := cmp.Diff(want, kinds); diff != "" {
+		t.Errorf("every object is still loaded (-want +got):\n%s", diff)
+	}
+}
+
+// joinNames joins the names of objs with commas.
+func joinNames[T metav1.Object](objs []T) string {
+	var out []string
+	for _, o := range objs {
+		out = append(out, o.GetName())
+	}
+	return strings.Join(out, ",")
 }
 
 func TestStaticEndpointSlices(t *testing.T) {
@@ -207,45 +274,6 @@ func TestStaticEndpointSlices(t *testing.T) {
 	}
 }
 
-func TestLoadStaticErrors(t *testing.T) {
-	tests := []struct {
-		name string
-		path string
-		want []string // substrings of the error
-	}{
-		{name: "invalid YAML names file and document", path: "bad-yaml.yaml", want: []string{"bad-yaml.yaml#2", "invalid YAML"}},
-		{name: "missing kind", path: "no-kind.yaml", want: []string{"no-kind.yaml#1", "apiVersion and kind are required"}},
-		{name: "missing apiVersion", path: "no-apiversion.yaml", want: []string{"no-apiversion.yaml#1", "apiVersion and kind are required"}},
-		{name: "wrong field type", path: "bad-field.yaml", want: []string{"bad-field.yaml#1", "decoding Service"}},
-		{name: "missing file", path: "does-not-exist.yaml", want: []string{"does-not-exist.yaml"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := LoadStatic(filepath.Join("testdata", "invalid", tt.path))
-			if err == nil {
-				t.Fatal("LoadStatic succeeded, want an error")
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not contain %q", err, w)
-				}
-			}
-		})
-	}
-}
-
-func TestLoadStaticEmptyFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "empty.yaml")
-	writeFile(t, path, "# nothing but comments\n---\n\n---\n")
-	s, err := LoadStatic(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := len(s.Objects()); n != 0 {
-		t.Errorf("loaded %d objects, want 0", n)
-	}
-}
-
 func TestStaticAddPod(t *testing.T) {
 	s, err := LoadStatic()
 	if err != nil {
@@ -259,6 +287,32 @@ func TestStaticAddPod(t *testing.T) {
 	}
 	if _, err := s.Namespace(t.Context(), "ns"); err != nil {
 		t.Errorf("namespace of an added object: %v", err)
+	}
+}
+
+func TestStaticAddReplaces(t *testing.T) {
+	s, err := LoadStatic()
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := func(port int32) *corev1.Service {
+		return &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop"},
+			Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: port}}},
+		}
+	}
+	gvk := corev1.SchemeGroupVersion.WithKind("Service")
+	s.Add(Loaded{Object: svc(80), GVK: gvk, Source: "first"})
+	s.Add(Loaded{Object: svc(81), GVK: gvk, Source: "second"})
+	var got []string
+	for _, l := range s.Objects() {
+		got = append(got, l.Source)
+	}
+	if diff := cmp.Diff([]string{"second"}, got); diff != "" {
+		t.Errorf("Objects (-want +got):\n%s", diff)
+	}
+	if svc, err := s.Service(t.Context(), "shop", "web"); err != nil || svc.Spec.Ports[0].Port != 81 {
+		t.Errorf("Service = %v, %v; want port 81", svc, err)
 	}
 }
 

@@ -66,7 +66,7 @@ Enforce finding; 2: bad usage, unreadable input or bad config.`,
   helm template keda kedacore/keda | apiservice-guard check -f - -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runCheck(cmd.Context(), o, cmd.InOrStdin(), cmd.OutOrStdout())
+			return runCheck(cmd.Context(), o, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	f := cmd.Flags()
@@ -99,10 +99,11 @@ func (o *checkOptions) validate() error {
 	return nil
 }
 
-// runCheck checks the manifests and writes the report to stdout. It returns
+// runCheck checks the manifests and writes the report to stdout, and notes
+// about the input (an object defined twice) to stderr. It returns
 // an *exitError: exitFindings when a finding is Enforce, exitUsage for bad
 // flags, config or input.
-func runCheck(ctx context.Context, o *checkOptions, stdin io.Reader, stdout io.Writer) error {
+func runCheck(ctx context.Context, o *checkOptions, stdin io.Reader, stdout, stderr io.Writer) error {
 	usage := func(err error) error { return &exitError{code: exitUsage, err: err} }
 	if err := o.validate(); err != nil {
 		return usage(err)
@@ -114,6 +115,9 @@ func runCheck(ctx context.Context, o *checkOptions, stdin io.Reader, stdout io.W
 	m, err := loadManifests(o.files, stdin)
 	if err != nil {
 		return usage(err)
+	}
+	for _, note := range m.static.Notes() {
+		fmt.Fprintln(stderr, "note:", note)
 	}
 	rep := evaluate(ctx, engine, m)
 	if o.output == outputJSON {
@@ -209,11 +213,12 @@ type report struct {
 	checked int
 }
 
-// evaluate reviews every object of a kind the engine handles as a CREATE,
-// with the static view as the cluster, in file order.
+// evaluate reviews every document of a kind the engine handles as a CREATE,
+// with the static view as the cluster, in file order. An object defined twice
+// is reviewed twice: both are something a person may apply.
 func evaluate(ctx context.Context, engine *policies.Engine, m manifests) report {
 	var rep report
-	for _, l := range m.static.Objects() {
+	for _, l := range m.static.Documents() {
 		gk := l.GVK.GroupKind()
 		if !engine.Handles(gk) {
 			continue

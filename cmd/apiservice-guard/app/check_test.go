@@ -456,3 +456,23 @@ func TestCheckOptionsValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckDuplicateObjectIsReviewedTwiceAndNoted: broken.yaml and fixed.yaml
+// of one object side by side are both reviewed; the note goes to stderr so
+// JSON on stdout stays parseable.
+func TestCheckDuplicateObjectIsReviewedTwiceAndNoted(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := Main([]string{"check", "-o", "json", "-f", "../../../examples/cabundle-mismatch"}, &stdout, &stderr)
+	if code != exitOK {
+		t.Fatalf("exit %d, want 0; stderr: %s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "note: APIService.apiregistration.k8s.io v1beta1.external.metrics.k8s.io is defined twice") {
+		t.Errorf("stderr lacks the duplicate note: %q", stderr.String())
+	}
+	var out struct {
+		Findings []policies.Finding `json:"findings"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+		t.Fatalf("stdout is not JSON: %v: %s", err, stdout.String())
+	}
+}
