@@ -47,8 +47,8 @@ type Static struct {
 	// notes say which objects were defined more than once.
 	documents []Loaded
 	notes     []string
-	index   map[objectKey]int          // position in objects
-	byKind  map[schema.GroupKind][]int // positions in objects
+	index     map[objectKey]int          // position in objects
+	byKind    map[schema.GroupKind][]int // positions in objects
 	// namespaces are those declared or holding an object.
 	namespaces map[string]bool
 }

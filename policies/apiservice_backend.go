@@ -23,7 +23,7 @@ func backendMissingRule() Rule {
 			case notFound(f.svcErr):
 				return []Result{{
 					Message: fmt.Sprintf("backend Service %s does not exist: the APIService will be ServiceNotFound", f.svcName()),
-					Fix: "create the Service, or fix spec.service.name",
+					Fix:     "create the Service, or fix spec.service.name",
 				}}
 			}
 			return nil

@@ -9,9 +9,9 @@ import (
 )
 
 const (
-	authDelegator        = "system:auth-delegator"
-	authReader           = "extension-apiserver-authentication-reader"
-	authReaderNamespace  = "kube-system"
+	authDelegator         = "system:auth-delegator"
+	authReader            = "extension-apiserver-authentication-reader"
+	authReaderNamespace   = "kube-system"
 	defaultServiceAccount = "default"
 )
 

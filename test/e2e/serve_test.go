@@ -111,7 +111,9 @@ spec:
 	if err != nil || !strings.Contains(stderr, "Warning: [apiservice-insecure-skip-tls]") {
 		t.Fatalf("dry run: err=%v, stderr=%s", err, stderr)
 	}
-	t.Cleanup(func() { _, _, _ = kubectl(t, "", "delete", "apiservice", "v1.real.e2e.apiservice-guard.io", "--ignore-not-found") })
+	t.Cleanup(func() {
+		_, _, _ = kubectl(t, "", "delete", "apiservice", "v1.real.e2e.apiservice-guard.io", "--ignore-not-found")
+	})
 	if _, stderr, err := kubectl(t, manifest("real"), "apply", "-f", "-"); err != nil {
 		t.Fatalf("apply: %v\n%s", err, stderr)
 	}
