@@ -27,6 +27,10 @@ import (
 // Service they belong to (label kubernetes.io/service-name).
 const indexEndpointSliceService = "guard.serviceName"
 
+// indexRoleRefName is the field index of RoleBindings and ClusterRoleBindings
+// by the name of the role they bind.
+const indexRoleRefName = "guard.roleRefName"
+
 // LiveOptions configures a Live view. Zero values take the documented defaults.
 type LiveOptions struct {
 	// ObjectTTL is how long a Secret or Certificate read by name is reused
@@ -121,14 +125,8 @@ func NewLive(ctx context.Context, c cache.Cache, reader client.Reader, opts Live
 			return nil, fmt.Errorf("informer for %T: %w", obj, err)
 		}
 	}
-	err := c.IndexField(ctx, &discoveryv1.EndpointSlice{}, indexEndpointSliceService, func(o client.Object) []string {
-		if svc := o.GetLabels()[discoveryv1.LabelServiceName]; svc != "" {
-			return []string{svc}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("indexing EndpointSlices by service: %w", err)
+	if err := indexFields(ctx, c); err != nil {
+		return nil, err
 	}
 	opts = opts.withDefaults()
 	return &Live{
@@ -263,17 +261,25 @@ func (l *Live) ServiceAccount(ctx context.Context, ns, name string) (*corev1.Ser
 }
 
 // RoleBindings implements View.
-func (l *Live) RoleBindings(ctx context.Context, ns string) ([]*rbacv1.RoleBinding, error) {
+func (l *Live) RoleBindings(ctx context.Context, ns, roleName string) ([]*rbacv1.RoleBinding, error) {
 	var list rbacv1.RoleBindingList
-	err := l.cache.List(ctx, &list, client.InNamespace(ns), client.UnsafeDisableDeepCopy)
+	err := l.cache.List(ctx, &list, append(roleRefFilter(roleName), client.InNamespace(ns), client.UnsafeDisableDeepCopy)...)
 	return ptrs(list.Items), err
 }
 
 // ClusterRoleBindings implements View.
-func (l *Live) ClusterRoleBindings(ctx context.Context) ([]*rbacv1.ClusterRoleBinding, error) {
+func (l *Live) ClusterRoleBindings(ctx context.Context, roleName string) ([]*rbacv1.ClusterRoleBinding, error) {
 	var list rbacv1.ClusterRoleBindingList
-	err := l.cache.List(ctx, &list, client.UnsafeDisableDeepCopy)
+	err := l.cache.List(ctx, &list, append(roleRefFilter(roleName), client.UnsafeDisableDeepCopy)...)
 	return ptrs(list.Items), err
+}
+
+// roleRefFilter selects bindings by roleRef name through the index, or none.
+func roleRefFilter(roleName string) []client.ListOption {
+	if roleName == "" {
+		return nil
+	}
+	return []client.ListOption{client.MatchingFields{indexRoleRefName: roleName}}
 }
 
 // Secret implements View: a GET by name through the uncached reader, reused
@@ -339,4 +345,29 @@ func missingAPI(err error) bool {
 // ServingCertificate implements View through the Prober.
 func (l *Live) ServingCertificate(ctx context.Context, address, serverName string) ([]*x509.Certificate, error) {
 	return l.opts.Prober.ServingCertificate(ctx, address, serverName)
+}
+
+// indexFields registers the field indexes Live reads by: EndpointSlices by
+// Service, and role bindings by the role they bind.
+func indexFields(ctx context.Context, c cache.Cache) error {
+	err := c.IndexField(ctx, &discoveryv1.EndpointSlice{}, indexEndpointSliceService, func(o client.Object) []string {
+		if svc := o.GetLabels()[discoveryv1.LabelServiceName]; svc != "" {
+			return []string{svc}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("indexing EndpointSlices by service: %w", err)
+	}
+	if err := c.IndexField(ctx, &rbacv1.RoleBinding{}, indexRoleRefName, func(o client.Object) []string {
+		return []string{o.(*rbacv1.RoleBinding).RoleRef.Name}
+	}); err != nil {
+		return fmt.Errorf("indexing RoleBindings by role: %w", err)
+	}
+	if err := c.IndexField(ctx, &rbacv1.ClusterRoleBinding{}, indexRoleRefName, func(o client.Object) []string {
+		return []string{o.(*rbacv1.ClusterRoleBinding).RoleRef.Name}
+	}); err != nil {
+		return fmt.Errorf("indexing ClusterRoleBindings by role: %w", err)
+	}
+	return nil
 }

@@ -275,8 +275,8 @@ func TestLiveReads(t *testing.T) {
 			t.Errorf("Pods(non-matching selector) = %v, %v", names(pods), err)
 		}
 		nps, err1 := l.NetworkPolicies(ctx, ns)
-		rbs, err2 := l.RoleBindings(ctx, ns)
-		crbs, err3 := l.ClusterRoleBindings(ctx)
+		rbs, err2 := l.RoleBindings(ctx, ns, "")
+		crbs, err3 := l.ClusterRoleBindings(ctx, "")
 		nodes, err4 := l.Nodes(ctx)
 		if err := errors.Join(err1, err2, err3, err4); err != nil {
 			t.Fatal(err)
@@ -288,6 +288,20 @@ func TestLiveReads(t *testing.T) {
 		want := map[string]bool{"networkPolicy": true, "roleBinding": true, "clusterRoleBinding": true, "node": true}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("found (-want +got):\n%s", diff)
+		}
+		// By role, through the roleRef index.
+		byRole, err := l.ClusterRoleBindings(ctx, crb.RoleRef.Name)
+		if err != nil || !containsName(byRole, crb.Name) {
+			t.Errorf("ClusterRoleBindings(%q) = %d bindings, %v; want %s among them", crb.RoleRef.Name, len(byRole), err, crb.Name)
+		}
+		if other, _ := l.ClusterRoleBindings(ctx, "no-such-role"); len(other) != 0 {
+			t.Errorf("ClusterRoleBindings(no-such-role) = %d bindings, want 0", len(other))
+		}
+		if rbRole, err := l.RoleBindings(ctx, ns, rbs[0].RoleRef.Name); err != nil || len(rbRole) != 1 {
+			t.Errorf("RoleBindings(%q) = %d, %v; want 1", rbs[0].RoleRef.Name, len(rbRole), err)
+		}
+		if other, _ := l.RoleBindings(ctx, ns, "no-such-role"); len(other) != 0 {
+			t.Errorf("RoleBindings(no-such-role) = %d bindings, want 0", len(other))
 		}
 	})
 	t.Run("pod transform", func(t *testing.T) {

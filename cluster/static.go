@@ -267,13 +267,17 @@ func (s *Static) ServiceAccount(_ context.Context, ns, name string) (*corev1.Ser
 }
 
 // RoleBindings implements View.
-func (s *Static) RoleBindings(_ context.Context, ns string) ([]*rbacv1.RoleBinding, error) {
-	return list[*rbacv1.RoleBinding](s, rbacv1.GroupName, "RoleBinding", ns), nil
+func (s *Static) RoleBindings(_ context.Context, ns, roleName string) ([]*rbacv1.RoleBinding, error) {
+	return slices.DeleteFunc(list[*rbacv1.RoleBinding](s, rbacv1.GroupName, "RoleBinding", ns), func(b *rbacv1.RoleBinding) bool {
+		return roleName != "" && b.RoleRef.Name != roleName
+	}), nil
 }
 
 // ClusterRoleBindings implements View.
-func (s *Static) ClusterRoleBindings(context.Context) ([]*rbacv1.ClusterRoleBinding, error) {
-	return list[*rbacv1.ClusterRoleBinding](s, rbacv1.GroupName, "ClusterRoleBinding", ""), nil
+func (s *Static) ClusterRoleBindings(_ context.Context, roleName string) ([]*rbacv1.ClusterRoleBinding, error) {
+	return slices.DeleteFunc(list[*rbacv1.ClusterRoleBinding](s, rbacv1.GroupName, "ClusterRoleBinding", ""), func(b *rbacv1.ClusterRoleBinding) bool {
+		return roleName != "" && b.RoleRef.Name != roleName
+	}), nil
 }
 
 // Secret implements View.

@@ -84,17 +84,25 @@ func TestStaticLists(t *testing.T) {
 	ctx := t.Context()
 	s := loadFixtures(t)
 	nps, _ := s.NetworkPolicies(ctx, "keda")
-	rbs, _ := s.RoleBindings(ctx, "kube-system")
-	crbs, _ := s.ClusterRoleBindings(ctx)
+	rbs, _ := s.RoleBindings(ctx, "kube-system", "")
+	crbs, _ := s.ClusterRoleBindings(ctx, "")
 	nodes, _ := s.Nodes(ctx)
 	otherNPs, _ := s.NetworkPolicies(ctx, "default")
+	rbsByRole, _ := s.RoleBindings(ctx, "kube-system", rbs[0].RoleRef.Name)
+	rbsOther, _ := s.RoleBindings(ctx, "kube-system", "no-such-role")
+	crbsByRole, _ := s.ClusterRoleBindings(ctx, crbs[0].RoleRef.Name)
+	crbsOther, _ := s.ClusterRoleBindings(ctx, "no-such-role")
 	got := map[string]int{
 		"networkPolicies/keda": len(nps), "networkPolicies/default": len(otherNPs),
 		"roleBindings/kube-system": len(rbs), "clusterRoleBindings": len(crbs), "nodes": len(nodes),
+		"roleBindings/byRole": len(rbsByRole), "roleBindings/otherRole": len(rbsOther),
+		"clusterRoleBindings/byRole": len(crbsByRole), "clusterRoleBindings/otherRole": len(crbsOther),
 	}
 	want := map[string]int{
 		"networkPolicies/keda": 1, "networkPolicies/default": 0,
 		"roleBindings/kube-system": 1, "clusterRoleBindings": 1, "nodes": 0,
+		"roleBindings/byRole": 1, "roleBindings/otherRole": 0,
+		"clusterRoleBindings/byRole": 1, "clusterRoleBindings/otherRole": 0,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("list sizes (-want +got):\n%s", diff)

@@ -42,10 +42,12 @@ type View interface {
 	APIService(ctx context.Context, name string) (*apiregv1.APIService, error)
 	// ServiceAccount returns the named ServiceAccount.
 	ServiceAccount(ctx context.Context, namespace, name string) (*corev1.ServiceAccount, error)
-	// RoleBindings returns the RoleBindings of a namespace.
-	RoleBindings(ctx context.Context, namespace string) ([]*rbacv1.RoleBinding, error)
-	// ClusterRoleBindings returns every ClusterRoleBinding.
-	ClusterRoleBindings(ctx context.Context) ([]*rbacv1.ClusterRoleBinding, error)
+	// RoleBindings returns the RoleBindings of a namespace whose roleRef
+	// names roleName; an empty roleName means all of them.
+	RoleBindings(ctx context.Context, namespace, roleName string) ([]*rbacv1.RoleBinding, error)
+	// ClusterRoleBindings returns the ClusterRoleBindings whose roleRef names
+	// roleName; an empty roleName means all of them.
+	ClusterRoleBindings(ctx context.Context, roleName string) ([]*rbacv1.ClusterRoleBinding, error)
 	// Secret returns the named Secret. Secrets are read by name only.
 	Secret(ctx context.Context, namespace, name string) (*corev1.Secret, error)
 	// Certificate returns the named cert-manager Certificate.

@@ -28,11 +28,11 @@ func authDelegationRule() Rule {
 				sa = defaultServiceAccount
 			}
 			var missing, fixes []string
-			if crbs, err := f.view.ClusterRoleBindings(ctx); err == nil && !clusterBound(crbs, pod.Namespace, sa) {
+			if crbs, err := f.view.ClusterRoleBindings(ctx, authDelegator); err == nil && !clusterBound(crbs, pod.Namespace, sa) {
 				missing = append(missing, authDelegator)
 				fixes = append(fixes, fmt.Sprintf("kubectl create clusterrolebinding %s-auth-delegator --clusterrole=%s --serviceaccount=%s:%s", sa, authDelegator, pod.Namespace, sa))
 			}
-			if rbs, err := f.view.RoleBindings(ctx, authReaderNamespace); err == nil && !readerBound(rbs, pod.Namespace, sa) {
+			if rbs, err := f.view.RoleBindings(ctx, authReaderNamespace, authReader); err == nil && !readerBound(rbs, pod.Namespace, sa) {
 				missing = append(missing, authReader+" (in "+authReaderNamespace+")")
 				fixes = append(fixes, fmt.Sprintf("kubectl -n %s create rolebinding %s-auth-reader --role=%s --serviceaccount=%s:%s", authReaderNamespace, sa, authReader, pod.Namespace, sa))
 			}
