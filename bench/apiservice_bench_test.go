@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,6 +28,10 @@ import (
 	"apiservice-guard.io/apiservice-guard/test/harness"
 	"apiservice-guard.io/apiservice-guard/webhook"
 )
+
+// runs numbers the namespaces of repeated runs (-count), which share the
+// control plane.
+var runs atomic.Int32
 
 // liveEnv is one control plane shared by the benchmarks of a run.
 var liveEnv = sync.OnceValues(func() (*harness.ControlPlane, error) {
@@ -99,7 +104,7 @@ func measure(b *testing.B, ctx context.Context, v *webhook.Validator, req admiss
 // the ServiceAccount, and an Available APIService; it returns an UPDATE
 // request for that APIService with the correct caBundle.
 func kedaLikeBackend(b *testing.B, ctx context.Context, c client.Client) admission.Request {
-	const ns, svc = "keda", "keda-operator-metrics-apiserver"
+	ns, svc := fmt.Sprintf("keda-%d", runs.Add(1)), "keda-operator-metrics-apiserver"
 	ca, leaf := issue(b, svc+"."+ns+".svc")
 	labels := map[string]string{"app": svc}
 	objs := []client.Object{
@@ -124,13 +129,14 @@ func kedaLikeBackend(b *testing.B, ctx context.Context, c client.Client) admissi
 // probedBackend is an ExternalName Service whose certificate the guard gets
 // by a TLS probe of the test adapter on 127.0.0.1 (cached after warm-up).
 func probedBackend(b *testing.B, ctx context.Context, c client.Client) admission.Request {
-	a, err := adapter.Start(adapter.Options{Group: "custom.metrics.k8s.io", Version: "v1beta1", Namespace: "monitoring", Service: "prometheus-adapter"})
+	ns := fmt.Sprintf("monitoring-%d", runs.Add(1))
+	a, err := adapter.Start(adapter.Options{Group: "custom.metrics.k8s.io", Version: "v1beta1", Namespace: ns, Service: "prometheus-adapter"})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(a.Close)
-	ns, svc, api := a.Objects(a.CA().CertPEM())
-	create(b, ctx, c, ns, svc)
+	nsObj, svc, api := a.Objects(a.CA().CertPEM())
+	create(b, ctx, c, nsObj, svc)
 	return updateRequest(b, ctx, c, api)
 }
 

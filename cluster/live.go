@@ -5,6 +5,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"apiservice-guard.io/apiservice-guard/internal/ttlcache"
@@ -18,18 +20,11 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
-
-// indexEndpointSliceService is the field index of EndpointSlices by the
-// Service they belong to (label kubernetes.io/service-name).
-const indexEndpointSliceService = "guard.serviceName"
-
-// indexRoleRefName is the field index of RoleBindings and ClusterRoleBindings
-// by the name of the role they bind.
-const indexRoleRefName = "guard.roleRefName"
 
 // LiveOptions configures a Live view. Zero values take the documented defaults.
 type LiveOptions struct {
@@ -78,19 +73,22 @@ type Live struct {
 	opts         LiveOptions
 	secrets      *ttlcache.Cache[*corev1.Secret]
 	certificates *ttlcache.Cache[*cmapi.Certificate]
+	// synced is set once every informer has synced; reads wait for it.
+	synced atomic.Bool
+
+	namespaces          *store[corev1.Namespace]
+	services            *store[corev1.Service]
+	endpointSlices      *store[discoveryv1.EndpointSlice]
+	pods                *store[corev1.Pod]
+	nodes               *store[corev1.Node]
+	networkPolicies     *store[networkingv1.NetworkPolicy]
+	apiServices         *store[apiregv1.APIService]
+	serviceAccounts     *store[corev1.ServiceAccount]
+	roleBindings        *store[rbacv1.RoleBinding]
+	clusterRoleBindings *store[rbacv1.ClusterRoleBinding]
 }
 
 var _ View = (*Live)(nil)
-
-// cachedObjects are the kinds Live reads from the informer cache.
-func cachedObjects() []client.Object {
-	return []client.Object{
-		&corev1.Namespace{}, &corev1.Service{}, &discoveryv1.EndpointSlice{},
-		&corev1.Pod{}, &corev1.Node{}, &networkingv1.NetworkPolicy{},
-		&apiregv1.APIService{}, &corev1.ServiceAccount{},
-		&rbacv1.RoleBinding{}, &rbacv1.ClusterRoleBinding{},
-	}
-}
 
 // CacheOptions returns the cache options Live needs: managedFields stripped
 // from every object, Pods and Nodes reduced to what rules read (see
@@ -120,22 +118,34 @@ func CacheOptions(scheme *runtime.Scheme) cache.Options {
 // APIReader) used only to GET Secrets and Certificates by name. It registers
 // the informers and indexes Live needs, so call it before c starts.
 func NewLive(ctx context.Context, c cache.Cache, reader client.Reader, opts LiveOptions) (*Live, error) {
-	for _, obj := range cachedObjects() {
-		if _, err := c.GetInformer(ctx, obj, cache.BlockUntilSynced(false)); err != nil {
-			return nil, fmt.Errorf("informer for %T: %w", obj, err)
-		}
-	}
-	if err := indexFields(ctx, c); err != nil {
-		return nil, err
-	}
 	opts = opts.withDefaults()
-	return &Live{
+	l := &Live{
 		cache:        c,
 		reader:       reader,
 		opts:         opts,
 		secrets:      ttlcache.New[*corev1.Secret](opts.MaxObjects),
 		certificates: ttlcache.New[*cmapi.Certificate](opts.MaxObjects),
-	}, nil
+	}
+	b := &storeBuilder{ctx: ctx, cache: c}
+	nsIndex := toolscache.Indexers{indexNamespace: byNamespace}
+	l.namespaces = build[corev1.Namespace](b, &corev1.Namespace{}, corev1.Resource("namespaces"), nil)
+	l.services = build[corev1.Service](b, &corev1.Service{}, corev1.Resource("services"), nil)
+	l.endpointSlices = build[discoveryv1.EndpointSlice](b, &discoveryv1.EndpointSlice{}, discoveryv1.Resource("endpointslices"),
+		toolscache.Indexers{indexService: sliceService})
+	l.pods = build[corev1.Pod](b, &corev1.Pod{}, corev1.Resource("pods"), nsIndex)
+	l.nodes = build[corev1.Node](b, &corev1.Node{}, corev1.Resource("nodes"), nil)
+	l.networkPolicies = build[networkingv1.NetworkPolicy](b, &networkingv1.NetworkPolicy{}, networkingv1.Resource("networkpolicies"), nsIndex)
+	l.apiServices = build[apiregv1.APIService](b, &apiregv1.APIService{}, apiregv1.Resource("apiservices"), nil)
+	l.serviceAccounts = build[corev1.ServiceAccount](b, &corev1.ServiceAccount{}, corev1.Resource("serviceaccounts"), nil)
+	l.roleBindings = build[rbacv1.RoleBinding](b, &rbacv1.RoleBinding{}, rbacv1.Resource("rolebindings"),
+		toolscache.Indexers{indexNamespace: byNamespace, indexRoleRef: roleBindingRole})
+	l.clusterRoleBindings = build[rbacv1.ClusterRoleBinding](b, &rbacv1.ClusterRoleBinding{}, rbacv1.Resource("clusterrolebindings"),
+		toolscache.Indexers{indexRoleRef: clusterRoleBindingRole})
+	if b.err != nil {
+		return nil, b.err
+	}
+	return l, nil
+
 }
 
 // StartLive builds a cache and an uncached client from cfg, starts the cache
@@ -181,105 +191,112 @@ func StartLive(ctx context.Context, cfg *rest.Config, opts LiveOptions) (*Live, 
 // WaitForCacheSync blocks until every informer Live uses has synced; false
 // means ctx ended first.
 func (l *Live) WaitForCacheSync(ctx context.Context) bool {
-	return l.cache.WaitForCacheSync(ctx)
+	if l.synced.Load() {
+		return true
+	}
+	ok := l.cache.WaitForCacheSync(ctx)
+	if ok {
+		l.synced.Store(true)
+	}
+	return ok
 }
 
-// getCached reads one object from the cache without copying it: View results
-// are read-only.
-func getCached[T any, PT interface {
-	*T
-	client.Object
-}](ctx context.Context, c client.Reader, ns, name string) (PT, error) {
-	obj := PT(new(T))
-	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, obj, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, err
+// ready blocks a read until the caches have synced, so a review never sees a
+// half-filled cache.
+func (l *Live) ready(ctx context.Context) error {
+	if l.synced.Load() || l.WaitForCacheSync(ctx) {
+		return nil
 	}
-	return obj, nil
-}
-
-// ptrs points into items, which the caller owns.
-func ptrs[T any](items []T) []*T {
-	out := make([]*T, len(items))
-	for i := range items {
-		out[i] = &items[i]
-	}
-	return out
+	return fmt.Errorf("cluster view not synced: %w", context.Cause(ctx))
 }
 
 // Namespace implements View.
 func (l *Live) Namespace(ctx context.Context, name string) (*corev1.Namespace, error) {
-	return getCached[corev1.Namespace](ctx, l.cache, "", name)
+	return readOne(ctx, l, l.namespaces, "", name)
 }
 
 // Service implements View.
 func (l *Live) Service(ctx context.Context, ns, name string) (*corev1.Service, error) {
-	return getCached[corev1.Service](ctx, l.cache, ns, name)
+	return readOne(ctx, l, l.services, ns, name)
 }
 
 // EndpointSlices implements View, through the service-name index.
 func (l *Live) EndpointSlices(ctx context.Context, ns, svc string) ([]*discoveryv1.EndpointSlice, error) {
-	var list discoveryv1.EndpointSliceList
-	err := l.cache.List(ctx, &list, client.InNamespace(ns),
-		client.MatchingFields{indexEndpointSliceService: svc}, client.UnsafeDisableDeepCopy)
-	return ptrs(list.Items), err
+	return readIndex(ctx, l, l.endpointSlices, indexService, namespaced(ns, svc))
 }
 
-// Pods implements View. A nil selector matches every pod. A namespace is
-// read through the cache's built-in namespace index, the rest by label.
+// Pods implements View. A nil selector matches every pod; an empty namespace
+// means all namespaces.
 func (l *Live) Pods(ctx context.Context, ns string, sel labels.Selector) ([]*corev1.Pod, error) {
-	if sel == nil {
-		sel = labels.Everything()
+	var pods []*corev1.Pod
+	var err error
+	if ns == "" {
+		pods, err = readAll(ctx, l, l.pods)
+	} else {
+		pods, err = readIndex(ctx, l, l.pods, indexNamespace, ns)
 	}
-	var list corev1.PodList
-	err := l.cache.List(ctx, &list, client.InNamespace(ns),
-		client.MatchingLabelsSelector{Selector: sel}, client.UnsafeDisableDeepCopy)
-	return ptrs(list.Items), err
+	if err != nil || sel == nil || sel.Empty() {
+		return pods, err
+	}
+	return slices.DeleteFunc(pods, func(p *corev1.Pod) bool { return !sel.Matches(labels.Set(p.Labels)) }), nil
 }
 
 // Nodes implements View.
 func (l *Live) Nodes(ctx context.Context) ([]*corev1.Node, error) {
-	var list corev1.NodeList
-	err := l.cache.List(ctx, &list, client.UnsafeDisableDeepCopy)
-	return ptrs(list.Items), err
+	return readAll(ctx, l, l.nodes)
 }
 
 // NetworkPolicies implements View.
 func (l *Live) NetworkPolicies(ctx context.Context, ns string) ([]*networkingv1.NetworkPolicy, error) {
-	var list networkingv1.NetworkPolicyList
-	err := l.cache.List(ctx, &list, client.InNamespace(ns), client.UnsafeDisableDeepCopy)
-	return ptrs(list.Items), err
+	return readIndex(ctx, l, l.networkPolicies, indexNamespace, ns)
 }
 
 // APIService implements View.
 func (l *Live) APIService(ctx context.Context, name string) (*apiregv1.APIService, error) {
-	return getCached[apiregv1.APIService](ctx, l.cache, "", name)
+	return readOne(ctx, l, l.apiServices, "", name)
 }
 
 // ServiceAccount implements View.
 func (l *Live) ServiceAccount(ctx context.Context, ns, name string) (*corev1.ServiceAccount, error) {
-	return getCached[corev1.ServiceAccount](ctx, l.cache, ns, name)
+	return readOne(ctx, l, l.serviceAccounts, ns, name)
 }
 
-// RoleBindings implements View.
+// RoleBindings implements View, through the roleRef index when roleName is set.
 func (l *Live) RoleBindings(ctx context.Context, ns, roleName string) ([]*rbacv1.RoleBinding, error) {
-	var list rbacv1.RoleBindingList
-	err := l.cache.List(ctx, &list, append(roleRefFilter(roleName), client.InNamespace(ns), client.UnsafeDisableDeepCopy)...)
-	return ptrs(list.Items), err
-}
-
-// ClusterRoleBindings implements View.
-func (l *Live) ClusterRoleBindings(ctx context.Context, roleName string) ([]*rbacv1.ClusterRoleBinding, error) {
-	var list rbacv1.ClusterRoleBindingList
-	err := l.cache.List(ctx, &list, append(roleRefFilter(roleName), client.UnsafeDisableDeepCopy)...)
-	return ptrs(list.Items), err
-}
-
-// roleRefFilter selects bindings by roleRef name through the index, or none.
-func roleRefFilter(roleName string) []client.ListOption {
 	if roleName == "" {
-		return nil
+		return readIndex(ctx, l, l.roleBindings, indexNamespace, ns)
 	}
-	return []client.ListOption{client.MatchingFields{indexRoleRefName: roleName}}
+	return readIndex(ctx, l, l.roleBindings, indexRoleRef, namespaced(ns, roleName))
+}
+
+// ClusterRoleBindings implements View, through the roleRef index when
+// roleName is set.
+func (l *Live) ClusterRoleBindings(ctx context.Context, roleName string) ([]*rbacv1.ClusterRoleBinding, error) {
+	if roleName == "" {
+		return readAll(ctx, l, l.clusterRoleBindings)
+	}
+	return readIndex(ctx, l, l.clusterRoleBindings, indexRoleRef, namespaced("", roleName))
+}
+
+func readOne[T any](ctx context.Context, l *Live, s *store[T], ns, name string) (*T, error) {
+	if err := l.ready(ctx); err != nil {
+		return nil, err
+	}
+	return s.get(ns, name)
+}
+
+func readIndex[T any](ctx context.Context, l *Live, s *store[T], index, value string) ([]*T, error) {
+	if err := l.ready(ctx); err != nil {
+		return nil, err
+	}
+	return s.byIndex(index, value)
+}
+
+func readAll[T any](ctx context.Context, l *Live, s *store[T]) ([]*T, error) {
+	if err := l.ready(ctx); err != nil {
+		return nil, err
+	}
+	return s.list(), nil
 }
 
 // Secret implements View: a GET by name through the uncached reader, reused
@@ -345,29 +362,4 @@ func missingAPI(err error) bool {
 // ServingCertificate implements View through the Prober.
 func (l *Live) ServingCertificate(ctx context.Context, address, serverName string) ([]*x509.Certificate, error) {
 	return l.opts.Prober.ServingCertificate(ctx, address, serverName)
-}
-
-// indexFields registers the field indexes Live reads by: EndpointSlices by
-// Service, and role bindings by the role they bind.
-func indexFields(ctx context.Context, c cache.Cache) error {
-	err := c.IndexField(ctx, &discoveryv1.EndpointSlice{}, indexEndpointSliceService, func(o client.Object) []string {
-		if svc := o.GetLabels()[discoveryv1.LabelServiceName]; svc != "" {
-			return []string{svc}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("indexing EndpointSlices by service: %w", err)
-	}
-	if err := c.IndexField(ctx, &rbacv1.RoleBinding{}, indexRoleRefName, func(o client.Object) []string {
-		return []string{o.(*rbacv1.RoleBinding).RoleRef.Name}
-	}); err != nil {
-		return fmt.Errorf("indexing RoleBindings by role: %w", err)
-	}
-	if err := c.IndexField(ctx, &rbacv1.ClusterRoleBinding{}, indexRoleRefName, func(o client.Object) []string {
-		return []string{o.(*rbacv1.ClusterRoleBinding).RoleRef.Name}
-	}); err != nil {
-		return fmt.Errorf("indexing ClusterRoleBindings by role: %w", err)
-	}
-	return nil
 }
