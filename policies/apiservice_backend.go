@@ -85,7 +85,7 @@ func noReadyEndpointsRule() Rule {
 			if f.svc == nil || f.externalName() || f.svcPort == nil || f.slicesErr != nil {
 				return nil
 			}
-			if hasReadyEndpoint(f) {
+			if _, _, ready := readyEndpoint(f); ready {
 				return nil
 			}
 			return []Result{{
@@ -96,27 +96,30 @@ func noReadyEndpointsRule() Rule {
 		})
 }
 
-// hasReadyEndpoint mirrors the aggregator's check: some EndpointSlice has a
-// ready endpoint and a port with the Service port's name.
-func hasReadyEndpoint(f *backendFacts) bool {
+// readyEndpoint mirrors the aggregator's check: an EndpointSlice with a
+// ready endpoint and a port named like the Service port. It returns that
+// endpoint's first address ("" if it lists none) and the port.
+func readyEndpoint(f *backendFacts) (address string, port int32, ok bool) {
 	for _, s := range f.slices {
-		ready := false
-		for _, e := range s.Endpoints {
-			if e.Conditions.Ready == nil || *e.Conditions.Ready {
-				ready = true
-				break
-			}
-		}
-		if !ready {
-			continue
-		}
+		var named bool
 		for _, p := range s.Ports {
 			if p.Name != nil && *p.Name == f.svcPort.Name && p.Port != nil {
-				return true
+				port, named = *p.Port, true
+			}
+		}
+		if !named {
+			continue
+		}
+		for _, e := range s.Endpoints {
+			if e.Conditions.Ready == nil || *e.Conditions.Ready {
+				if len(e.Addresses) > 0 {
+					return e.Addresses[0], port, true
+				}
+				ok = true
 			}
 		}
 	}
-	return false
+	return "", 0, ok
 }
 
 func backendReplacedRule() Rule {

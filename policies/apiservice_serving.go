@@ -136,21 +136,8 @@ func probeAddress(f *backendFacts) string {
 	if f.svcPort == nil {
 		return ""
 	}
-	for _, s := range f.slices {
-		var port int32
-		for _, p := range s.Ports {
-			if p.Name != nil && *p.Name == f.svcPort.Name && p.Port != nil {
-				port = *p.Port
-			}
-		}
-		if port == 0 {
-			continue
-		}
-		for _, e := range s.Endpoints {
-			if (e.Conditions.Ready == nil || *e.Conditions.Ready) && len(e.Addresses) > 0 {
-				return net.JoinHostPort(e.Addresses[0], strconv.Itoa(int(port)))
-			}
-		}
+	if addr, port, ok := readyEndpoint(f); ok && addr != "" {
+		return net.JoinHostPort(addr, strconv.Itoa(int(port)))
 	}
 	return ""
 }
