@@ -28,7 +28,7 @@ func TestServingEndpoints(t *testing.T) {
 	first := writeServingCert(t, dir)
 	port, metricsPort := freePort(t), freePort(t)
 	g, err := suite.StartGuardWith(harness.GuardOptions{
-		Bin: suite.guardBin, Config: defaultConfig, CertDir: dir, Port: port,
+		Bin: suite.guardBin, Config: defaultConfig, CertDir: dir, Port: port, Kubeconfig: suite.GuardKubeconfig,
 		MetricsAddr: fmt.Sprintf("127.0.0.1:%d", metricsPort),
 	})
 	if err != nil {

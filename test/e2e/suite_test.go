@@ -45,6 +45,11 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
+	// The guard runs with the RBAC of manifests/base, not as an admin.
+	if err := cp.InstallGuardRBAC(ctx, repoPath()); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
 	if e.guard, err = cp.StartGuard(e.guardBin, defaultConfig); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: starting the guard:", err)
 		return 1

@@ -39,6 +39,8 @@ type GuardOptions struct {
 	Port int
 	// MetricsAddr is the metrics address. Default "0" (disabled).
 	MetricsAddr string
+	// Kubeconfig is the identity the guard runs as. Default: the admin.
+	Kubeconfig string
 	// ExtraArgs are appended to the serve command line.
 	ExtraArgs []string
 }
@@ -46,7 +48,7 @@ type GuardOptions struct {
 // StartGuard runs bin with the given policy config on envtest's webhook host,
 // port and serving certificate, and waits until /readyz answers 200.
 func (cp *ControlPlane) StartGuard(bin, config string, extraArgs ...string) (*Guard, error) {
-	return cp.StartGuardWith(GuardOptions{Bin: bin, Config: config, ExtraArgs: extraArgs})
+	return cp.StartGuardWith(GuardOptions{Bin: bin, Config: config, Kubeconfig: cp.GuardKubeconfig, ExtraArgs: extraArgs})
 }
 
 // StartGuardWith runs the guard as o says and waits until /readyz answers 200.
@@ -60,6 +62,9 @@ func (cp *ControlPlane) StartGuardWith(o GuardOptions) (*Guard, error) {
 	}
 	if o.MetricsAddr == "" {
 		o.MetricsAddr = "0"
+	}
+	if o.Kubeconfig == "" {
+		o.Kubeconfig = cp.Kubeconfig
 	}
 	n := guardStarts.Add(1)
 	cfgPath := filepath.Join(cp.Dir, fmt.Sprintf("guard-config-%d.yaml", n))
@@ -81,7 +86,7 @@ func (cp *ControlPlane) StartGuardWith(o GuardOptions) (*Guard, error) {
 		return nil, err
 	}
 	args := append([]string{"serve",
-		"--kubeconfig", cp.Kubeconfig,
+		"--kubeconfig", o.Kubeconfig,
 		"--config", cfgPath,
 		"--cert-dir", o.CertDir,
 		"--host", wh.LocalServingHost,

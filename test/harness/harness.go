@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -40,6 +41,9 @@ type ControlPlane struct {
 	Env        *envtest.Environment
 	Client     client.Client
 	Kubeconfig string
+	// GuardKubeconfig is the identity StartGuard runs the guard as; empty
+	// means the admin. InstallGuardRBAC sets it.
+	GuardKubeconfig string
 	Kubectl    string
 	AuditLog   string
 	Dir        string
@@ -94,17 +98,26 @@ func Start(opts Options) (_ *ControlPlane, err error) {
 }
 
 // writeKubeconfig provisions an admin user and writes its kubeconfig.
-func (cp *ControlPlane) writeKubeconfig() error {
-	user, err := cp.Env.AddUser(envtest.User{Name: "guard-admin", Groups: []string{"system:masters"}}, nil)
+func (cp *ControlPlane) writeKubeconfig() (err error) {
+	cp.Kubeconfig, err = cp.UserKubeconfig("guard-admin", "system:masters")
+	return err
+}
+
+// UserKubeconfig provisions a client-certificate user with groups and writes
+// a kubeconfig for it, returning its path. A name of the form
+// system:serviceaccount:<namespace>:<name> is authorized exactly as that
+// ServiceAccount would be: RBAC matches ServiceAccount subjects by user name.
+func (cp *ControlPlane) UserKubeconfig(name string, groups ...string) (string, error) {
+	user, err := cp.Env.AddUser(envtest.User{Name: name, Groups: groups}, nil)
 	if err != nil {
-		return err
+		return "", err
 	}
 	data, err := user.KubeConfig()
 	if err != nil {
-		return err
+		return "", err
 	}
-	cp.Kubeconfig = filepath.Join(cp.Dir, "kubeconfig")
-	return os.WriteFile(cp.Kubeconfig, data, 0o600)
+	path := filepath.Join(cp.Dir, "kubeconfig-"+strings.NewReplacer(":", "-", "/", "-").Replace(name))
+	return path, os.WriteFile(path, data, 0o600)
 }
 
 // Stop stops the API server and etcd.
