@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -33,10 +34,27 @@ import (
 // control plane.
 var runs atomic.Int32
 
-// liveEnv is one control plane shared by the benchmarks of a run.
+// liveEnv is one control plane shared by the benchmarks of a run, started by
+// the first benchmark that needs it and stopped by TestMain.
 var liveEnv = sync.OnceValues(func() (*harness.ControlPlane, error) {
+	started.Store(true)
 	return harness.Start(harness.Options{})
 })
+
+var started atomic.Bool
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if started.Load() {
+		if cp, err := liveEnv(); err == nil {
+			if err := cp.Stop(); err != nil {
+				fmt.Fprintln(os.Stderr, "bench: stopping control plane:", err)
+			}
+			os.RemoveAll(cp.Dir)
+		}
+	}
+	os.Exit(code)
+}
 
 // BenchmarkAPIServiceReviewLive measures one in-process validating review of
 // an APIService UPDATE: AdmissionRequest decoding, every APIService rule, and

@@ -54,9 +54,7 @@ func run(ctx context.Context, o options) error {
 		if err := cp.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "demo: stopping control plane:", err)
 		}
-		if !o.keep {
-			os.RemoveAll(cp.Dir)
-		}
+		os.RemoveAll(cp.Dir)
 	}()
 	guard, err := cp.StartGuard(o.guard, "mode: enforce\n")
 	if err != nil {
@@ -69,6 +67,9 @@ func run(ctx context.Context, o options) error {
 	}()
 	say("Guard is ready (log: %s)", guard.LogPath)
 	d := &demo{cp: cp, dir: filepath.Join(o.examples, "cabundle-mismatch")}
+	// The adapter lives as long as the control plane, so that with --keep
+	// the APIService stays Available.
+	defer d.close()
 	if err := d.caBundleIncident(ctx); err != nil {
 		return err
 	}
@@ -95,7 +96,6 @@ func (d *demo) caBundleIncident(ctx context.Context) error {
 	if err := d.startAdapter(); err != nil {
 		return err
 	}
-	defer d.adapter.Close()
 	const name = "v1beta1.external.metrics.k8s.io"
 	steps := []struct {
 		explain string
@@ -176,6 +176,13 @@ func (d *demo) waitAvailable(ctx context.Context, name, status string) error {
 }
 
 func (d *demo) file(name string) string { return filepath.Join(d.dir, name) }
+
+// close stops what the demo started besides the control plane and the guard.
+func (d *demo) close() {
+	if d.adapter != nil {
+		d.adapter.Close()
+	}
+}
 
 // readSecret finds the Secret in a multi-document manifest.
 func readSecret(path string) (*corev1.Secret, error) {

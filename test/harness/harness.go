@@ -44,9 +44,9 @@ type ControlPlane struct {
 	// GuardKubeconfig is the identity StartGuard runs the guard as; empty
 	// means the admin. InstallGuardRBAC sets it.
 	GuardKubeconfig string
-	Kubectl    string
-	AuditLog   string
-	Dir        string
+	Kubectl         string
+	AuditLog        string
+	Dir             string
 }
 
 // ErrNoAssets is returned when no binary directory is known.
