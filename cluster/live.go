@@ -9,6 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	admissionregv1 "k8s.io/api/admissionregistration/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+
 	"apiservice-guard.io/apiservice-guard/internal/ttlcache"
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -86,6 +89,9 @@ type Live struct {
 	serviceAccounts     *store[corev1.ServiceAccount]
 	roleBindings        *store[rbacv1.RoleBinding]
 	clusterRoleBindings *store[rbacv1.ClusterRoleBinding]
+	validatingWebhooks  *store[admissionregv1.ValidatingWebhookConfiguration]
+	mutatingWebhooks    *store[admissionregv1.MutatingWebhookConfiguration]
+	crds                *store[apiextensionsv1.CustomResourceDefinition]
 }
 
 var _ View = (*Live)(nil)
@@ -109,6 +115,7 @@ func CacheOptions(scheme *runtime.Scheme) cache.Options {
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Pod{}:  {Transform: TransformPod},
 			&corev1.Node{}: {Transform: TransformNode},
+			&apiextensionsv1.CustomResourceDefinition{}: {Transform: TransformCRD},
 		},
 	}
 }
@@ -141,6 +148,12 @@ func NewLive(ctx context.Context, c cache.Cache, reader client.Reader, opts Live
 		toolscache.Indexers{indexNamespace: byNamespace, indexRoleRef: roleBindingRole})
 	l.clusterRoleBindings = build[rbacv1.ClusterRoleBinding](b, &rbacv1.ClusterRoleBinding{}, rbacv1.Resource("clusterrolebindings"),
 		toolscache.Indexers{indexRoleRef: clusterRoleBindingRole})
+	l.validatingWebhooks = build[admissionregv1.ValidatingWebhookConfiguration](b, &admissionregv1.ValidatingWebhookConfiguration{},
+		admissionregv1.Resource("validatingwebhookconfigurations"), nil)
+	l.mutatingWebhooks = build[admissionregv1.MutatingWebhookConfiguration](b, &admissionregv1.MutatingWebhookConfiguration{},
+		admissionregv1.Resource("mutatingwebhookconfigurations"), nil)
+	l.crds = build[apiextensionsv1.CustomResourceDefinition](b, &apiextensionsv1.CustomResourceDefinition{},
+		apiextensionsv1.Resource("customresourcedefinitions"), nil)
 	if b.err != nil {
 		return nil, b.err
 	}
@@ -254,6 +267,27 @@ func (l *Live) NetworkPolicies(ctx context.Context, ns string) ([]*networkingv1.
 // APIService implements View.
 func (l *Live) APIService(ctx context.Context, name string) (*apiregv1.APIService, error) {
 	return readOne(ctx, l, l.apiServices, "", name)
+}
+
+// APIServices implements View.
+func (l *Live) APIServices(ctx context.Context) ([]*apiregv1.APIService, error) {
+	return readAll(ctx, l, l.apiServices)
+}
+
+// ValidatingWebhookConfigurations implements View.
+func (l *Live) ValidatingWebhookConfigurations(ctx context.Context) ([]*admissionregv1.ValidatingWebhookConfiguration, error) {
+	return readAll(ctx, l, l.validatingWebhooks)
+}
+
+// MutatingWebhookConfigurations implements View.
+func (l *Live) MutatingWebhookConfigurations(ctx context.Context) ([]*admissionregv1.MutatingWebhookConfiguration, error) {
+	return readAll(ctx, l, l.mutatingWebhooks)
+}
+
+// CustomResourceDefinitions implements View. The cache keeps only their
+// metadata and spec.conversion (see TransformCRD).
+func (l *Live) CustomResourceDefinitions(ctx context.Context) ([]*apiextensionsv1.CustomResourceDefinition, error) {
+	return readAll(ctx, l, l.crds)
 }
 
 // ServiceAccount implements View.

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"slices"
 
+	admissionregv1 "k8s.io/api/admissionregistration/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -293,4 +296,24 @@ func (s *Static) Certificate(_ context.Context, ns, name string) (*cmapi.Certifi
 // ServingCertificate implements View: files cannot be probed.
 func (s *Static) ServingCertificate(context.Context, string, string) ([]*x509.Certificate, error) {
 	return nil, fmt.Errorf("TLS probe: %w", ErrNotAvailable)
+}
+
+// APIServices implements View.
+func (s *Static) APIServices(context.Context) ([]*apiregv1.APIService, error) {
+	return list[*apiregv1.APIService](s, apiregv1.GroupName, "APIService", ""), nil
+}
+
+// ValidatingWebhookConfigurations implements View.
+func (s *Static) ValidatingWebhookConfigurations(context.Context) ([]*admissionregv1.ValidatingWebhookConfiguration, error) {
+	return list[*admissionregv1.ValidatingWebhookConfiguration](s, admissionregv1.GroupName, "ValidatingWebhookConfiguration", ""), nil
+}
+
+// MutatingWebhookConfigurations implements View.
+func (s *Static) MutatingWebhookConfigurations(context.Context) ([]*admissionregv1.MutatingWebhookConfiguration, error) {
+	return list[*admissionregv1.MutatingWebhookConfiguration](s, admissionregv1.GroupName, "MutatingWebhookConfiguration", ""), nil
+}
+
+// CustomResourceDefinitions implements View.
+func (s *Static) CustomResourceDefinitions(context.Context) ([]*apiextensionsv1.CustomResourceDefinition, error) {
+	return list[*apiextensionsv1.CustomResourceDefinition](s, apiextensionsv1.GroupName, "CustomResourceDefinition", ""), nil
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -90,4 +91,25 @@ func TransformNode(in any) (any, error) {
 	node.Status.VolumesInUse = nil
 	node.Status.VolumesAttached = nil
 	return node, nil
+}
+
+// TransformCRD is the cache transform for CustomResourceDefinitions: rules
+// only read the conversion webhook's Service, so the schemas, often the
+// largest objects in a cluster, are dropped. Objects of other types pass
+// through unchanged.
+func TransformCRD(in any) (any, error) {
+	crd, ok := in.(*apiextensionsv1.CustomResourceDefinition)
+	if !ok {
+		return in, nil
+	}
+	out := &apiextensionsv1.CustomResourceDefinition{
+		TypeMeta: crd.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{
+			Name: crd.Name, UID: crd.UID, ResourceVersion: crd.ResourceVersion, Labels: crd.Labels,
+		},
+	}
+	out.Spec.Group = crd.Spec.Group
+	out.Spec.Names = crd.Spec.Names
+	out.Spec.Conversion = crd.Spec.Conversion
+	return out, nil
 }

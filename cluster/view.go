@@ -6,10 +6,12 @@ import (
 	"errors"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	admissionregv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 )
@@ -40,6 +42,15 @@ type View interface {
 	NetworkPolicies(ctx context.Context, namespace string) ([]*networkingv1.NetworkPolicy, error)
 	// APIService returns the named APIService.
 	APIService(ctx context.Context, name string) (*apiregv1.APIService, error)
+	// APIServices returns every APIService.
+	APIServices(ctx context.Context) ([]*apiregv1.APIService, error)
+	// ValidatingWebhookConfigurations returns every validating webhook configuration.
+	ValidatingWebhookConfigurations(ctx context.Context) ([]*admissionregv1.ValidatingWebhookConfiguration, error)
+	// MutatingWebhookConfigurations returns every mutating webhook configuration.
+	MutatingWebhookConfigurations(ctx context.Context) ([]*admissionregv1.MutatingWebhookConfiguration, error)
+	// CustomResourceDefinitions returns every CRD. A view may strip what the
+	// rules never read (schemas); spec.conversion is kept.
+	CustomResourceDefinitions(ctx context.Context) ([]*apiextensionsv1.CustomResourceDefinition, error)
 	// ServiceAccount returns the named ServiceAccount.
 	ServiceAccount(ctx context.Context, namespace, name string) (*corev1.ServiceAccount, error)
 	// RoleBindings returns the RoleBindings of a namespace whose roleRef
