@@ -31,6 +31,7 @@ func apiServiceRules() []Rule {
 		backendReplacedRule(),
 		authDelegationRule(),
 		firewallPortRule(),
+		unreachableRule(),
 	}
 }
 
@@ -155,32 +156,40 @@ func (f *backendFacts) available() bool {
 func (f *backendFacts) svcName() string { return f.ref.Namespace + "/" + f.ref.Name }
 
 // targetPort is the Service port's targetPort, defaulted to the port number.
-func (f *backendFacts) targetPort() intstr.IntOrString {
-	if f.svcPort == nil {
-		return intstr.FromInt32(f.port)
-	}
-	tp := f.svcPort.TargetPort
-	if tp.Type == intstr.Int && tp.IntVal == 0 || tp.Type == intstr.String && tp.StrVal == "" {
-		return intstr.FromInt32(f.svcPort.Port)
-	}
-	return tp
-}
+func (f *backendFacts) targetPort() intstr.IntOrString { return targetPortOf(f.svcPort, f.port) }
 
 // podPort resolves the target port on a pod: the number, and whether a
 // container declares it (a named port must be declared to resolve at all).
 func (f *backendFacts) podPort(pod *corev1.Pod) (port int32, declared bool) {
-	tp := f.targetPort()
+	return resolvePodPort(f.svcPort, f.port, pod)
+}
+
+// targetPortOf is a Service port's targetPort, defaulted to its port number;
+// with no Service port, the port itself.
+func targetPortOf(sp *corev1.ServicePort, port int32) intstr.IntOrString {
+	if sp == nil {
+		return intstr.FromInt32(port)
+	}
+	tp := sp.TargetPort
+	if tp.Type == intstr.Int && tp.IntVal == 0 || tp.Type == intstr.String && tp.StrVal == "" {
+		return intstr.FromInt32(sp.Port)
+	}
+	return tp
+}
+
+// resolvePodPort resolves a Service port's target on a pod, as the endpoints
+// controller does: a named targetPort must be a declared container port of
+// the Service port's protocol; a numeric one is used as is (declared reports
+// whether a container lists it).
+func resolvePodPort(sp *corev1.ServicePort, port int32, pod *corev1.Pod) (int32, bool) {
+	tp := targetPortOf(sp, port)
 	proto := corev1.ProtocolTCP
-	if f.svcPort != nil && f.svcPort.Protocol != "" {
-		proto = f.svcPort.Protocol
+	if sp != nil && sp.Protocol != "" {
+		proto = sp.Protocol
 	}
 	for _, c := range pod.Spec.Containers {
 		for _, cp := range c.Ports {
-			p := cp.Protocol
-			if p == "" {
-				p = corev1.ProtocolTCP
-			}
-			if p != proto {
+			if protocolOf(cp.Protocol) != proto {
 				continue
 			}
 			if tp.Type == intstr.String && cp.Name == tp.StrVal || tp.Type == intstr.Int && cp.ContainerPort == tp.IntVal {
@@ -192,6 +201,13 @@ func (f *backendFacts) podPort(pod *corev1.Pod) (port int32, declared bool) {
 		return tp.IntVal, false
 	}
 	return 0, false
+}
+
+func protocolOf(p corev1.Protocol) corev1.Protocol {
+	if p == "" {
+		return corev1.ProtocolTCP
+	}
+	return p
 }
 
 // backendPort is the pod port traffic lands on, from the first backend pod

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -38,6 +39,10 @@ type Config struct {
 	// ExemptNamespaces are never evaluated: objects in them, and APIServices
 	// whose backend Service is in them. Default: none.
 	ExemptNamespaces []string
+	// ControlPlaneCIDRs are ranges the control plane connects from besides
+	// what the cluster shows (e.g. GKE's master-ipv4-cidr); set from the
+	// --control-plane-cidr flag, not the file. Default: none.
+	ControlPlaneCIDRs []netip.Prefix
 }
 
 // actionFor returns the configured action of a rule, else its default.

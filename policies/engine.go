@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 
@@ -64,6 +65,7 @@ func (e *Engine) Evaluate(ctx context.Context, r *Review, v cluster.View) []Find
 	}
 	r.now()
 	r.certs = e.certs
+	r.controlPlaneCIDRs = e.config.ControlPlaneCIDRs
 	var findings []Finding
 	ref := objectRef(r)
 	for _, br := range e.byKind[r.Kind] {
@@ -77,6 +79,7 @@ func (e *Engine) Evaluate(ctx context.Context, r *Review, v cluster.View) []Find
 				Object:  ref,
 				Message: res.Message,
 				Fix:     res.Fix,
+				Detail:  res.Detail,
 			})
 		}
 	}
@@ -129,5 +132,6 @@ func objectRef(r *Review) ObjectRef {
 // defaultVersions fills ObjectRef.APIVersion when a typed object arrived
 // without TypeMeta (the API machinery strips it when decoding into Go types).
 var defaultVersions = map[schema.GroupKind]schema.GroupVersion{
-	APIServiceKind: apiregv1.SchemeGroupVersion,
+	APIServiceKind:    apiregv1.SchemeGroupVersion,
+	NetworkPolicyKind: networkingv1.SchemeGroupVersion,
 }

@@ -27,6 +27,10 @@ func TestDefaultRules(t *testing.T) {
 		{"apiservice-backend-replaced", policies.Warn},
 		{"apiservice-auth-delegation", policies.Warn},
 		{"apiservice-firewall-port", policies.Warn},
+		{"apiservice-unreachable", policies.Warn},
+		{"networkpolicy-blocks-apiservice", policies.Enforce},
+		{"networkpolicy-blocks-webhook", policies.Warn},
+		{"networkpolicy-blocks-konnectivity", policies.Warn},
 	}
 	var got []verdict
 	for _, r := range policies.DefaultRules() {
@@ -34,10 +38,16 @@ func TestDefaultRules(t *testing.T) {
 		if r.Summary == "" || r.Check == nil {
 			t.Errorf("rule %s lacks a summary or a check", r.Name)
 		}
-		if diff := cmp.Diff([]schema.GroupKind{policies.APIServiceKind}, r.Kinds); diff != "" {
+		// APIService rules review CREATE and UPDATE; NetworkPolicy rules
+		// every operation (a DELETE can remove the only allow).
+		wantKinds, wantOps := []schema.GroupKind{policies.APIServiceKind}, []policies.Operation{policies.Create, policies.Update}
+		if strings.HasPrefix(r.Name, "networkpolicy-") {
+			wantKinds, wantOps = []schema.GroupKind{policies.NetworkPolicyKind}, nil
+		}
+		if diff := cmp.Diff(wantKinds, r.Kinds); diff != "" {
 			t.Errorf("rule %s kinds (-want +got):\n%s", r.Name, diff)
 		}
-		if diff := cmp.Diff([]policies.Operation{policies.Create, policies.Update}, r.Operations); diff != "" {
+		if diff := cmp.Diff(wantOps, r.Operations); diff != "" {
 			t.Errorf("rule %s operations (-want +got):\n%s", r.Name, diff)
 		}
 	}

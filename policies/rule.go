@@ -37,5 +37,5 @@ func (r *Rule) applies(kind schema.GroupKind, op Operation) bool {
 
 // DefaultRules returns the built-in rule catalogue.
 func DefaultRules() []Rule {
-	return slices.Concat(apiServiceRules())
+	return slices.Concat(apiServiceRules(), networkPolicyRules())
 }

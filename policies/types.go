@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"net/netip"
 	"time"
 
 	"apiservice-guard.io/apiservice-guard/certs"
@@ -56,6 +57,8 @@ type Review struct {
 
 	memo  map[any]any
 	certs *certs.Cache // set by the engine; nil caches nothing
+	// controlPlaneCIDRs come from the engine's config.
+	controlPlaneCIDRs []netip.Prefix
 }
 
 // ObjectRef names the object a finding is about.
@@ -72,6 +75,8 @@ type Result struct {
 	Message string
 	// Fix says how to fix it; may be empty.
 	Fix string
+	// Detail is a longer explanation, given in denials only; may be empty.
+	Detail string
 	// Advisory caps the action at Warn: an Enforce rule reports something it is
 	// not sure enough of to deny (for example an expiring, not yet expired,
 	// certificate).
@@ -85,6 +90,7 @@ type Finding struct {
 	Object  ObjectRef `json:"object"`
 	Message string    `json:"message"`
 	Fix     string    `json:"fix,omitempty"`
+	Detail  string    `json:"detail,omitempty"`
 }
 
 // String renders the finding as "[rule] message Fix: fix".

@@ -23,9 +23,13 @@ func respond(findings []policies.Finding) admission.Response {
 	for _, f := range findings {
 		switch f.Action {
 		case policies.Enforce:
-			denials = append(denials, f.String())
+			d := f.String()
+			if f.Detail != "" {
+				d += " (" + f.Detail + ")"
+			}
+			denials = append(denials, d)
 		case policies.Warn:
-			warnings = append(warnings, warningText(f))
+			warnings = append(warnings, warningLines(f)...)
 		case policies.Audit:
 			audit[f.Rule] = truncate(f.String(), 1024)
 		}
@@ -42,13 +46,18 @@ func respond(findings []policies.Finding) admission.Response {
 	return resp.WithWarnings(warnings...)
 }
 
-// warningText is "[rule] message Fix: fix" when it fits in maxWarningLength,
-// else "[rule] message" cut to fit.
-func warningText(f policies.Finding) string {
+// warningLines is "[rule] message Fix: fix" when it fits in
+// maxWarningLength, else two lines, "[rule] message" and "[rule] Fix: fix",
+// each cut to fit.
+func warningLines(f policies.Finding) []string {
 	if s := f.String(); len(s) <= maxWarningLength {
-		return s
+		return []string{s}
 	}
-	return truncate("["+f.Rule+"] "+f.Message, maxWarningLength)
+	lines := []string{truncate("["+f.Rule+"] "+f.Message, maxWarningLength)}
+	if f.Fix != "" {
+		lines = append(lines, truncate("["+f.Rule+"] Fix: "+f.Fix, maxWarningLength))
+	}
+	return lines
 }
 
 // truncate cuts s to at most n bytes on a rune boundary, ending in "...".

@@ -33,10 +33,10 @@ func TestRespond(t *testing.T) {
 			wantWarn: []string{"[r3] meh"},
 		},
 		{
-			name:        "warn allows with warnings; fix dropped when too long",
+			name:        "warn allows with warnings; a long fix goes on its own line",
 			findings:    []policies.Finding{{Rule: "r", Action: policies.Warn, Message: "short", Fix: long}},
 			wantAllowed: true, wantCode: 200,
-			wantWarn: []string{"[r] short"},
+			wantWarn: []string{"[r] short", truncate("[r] Fix: "+long, maxWarningLength)},
 		},
 		{
 			name:        "audit allows silently with an annotation per rule",
@@ -68,7 +68,11 @@ func TestRespond(t *testing.T) {
 
 func TestWarningNeverExceedsLimit(t *testing.T) {
 	f := policies.Finding{Rule: "apiservice-x", Action: policies.Warn, Message: strings.Repeat("ü", 300)}
-	w := warningText(f)
+	lines := warningLines(f)
+	if len(lines) != 1 {
+		t.Fatalf("got %d lines for a finding without fix", len(lines))
+	}
+	w := lines[0]
 	if len(w) > maxWarningLength {
 		t.Fatalf("warning is %d bytes, limit %d", len(w), maxWarningLength)
 	}

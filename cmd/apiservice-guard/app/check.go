@@ -42,9 +42,8 @@ type checkOptions struct {
 	// default action.
 	configPath string
 	// controlPlaneCIDRs are the CIDRs the control plane connects from, as
-	// given. Default: none. Validated, but nothing reads them yet: the
-	// NetworkPolicy rule family will use them as the offline control-plane
-	// sources.
+	// given: offline, the only control-plane sources besides what the files
+	// show. Default: none.
 	controlPlaneCIDRs []string
 	// controlPlanePrefixes is controlPlaneCIDRs parsed by validate.
 	controlPlanePrefixes []netip.Prefix
@@ -108,7 +107,7 @@ func runCheck(ctx context.Context, o *checkOptions, stdin io.Reader, stdout, std
 	if err := o.validate(); err != nil {
 		return usage(err)
 	}
-	engine, err := checkEngine(o.configPath)
+	engine, err := checkEngine(o.configPath, o.controlPlanePrefixes)
 	if err != nil {
 		return usage(err)
 	}
@@ -135,7 +134,7 @@ func runCheck(ctx context.Context, o *checkOptions, stdin io.Reader, stdout, std
 }
 
 // checkEngine builds the engine from the config file, or the defaults.
-func checkEngine(configPath string) (*policies.Engine, error) {
+func checkEngine(configPath string, cidrs []netip.Prefix) (*policies.Engine, error) {
 	rules := policies.DefaultRules()
 	cfg := policies.Config{Mode: policies.ModeEnforce}
 	if configPath != "" {
@@ -144,6 +143,7 @@ func checkEngine(configPath string) (*policies.Engine, error) {
 			return nil, err
 		}
 	}
+	cfg.ControlPlaneCIDRs = cidrs
 	return policies.NewEngine(cfg, rules)
 }
 

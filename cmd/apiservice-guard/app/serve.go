@@ -76,9 +76,11 @@ func runServe(ctx context.Context, o *serveOptions) error {
 			return usage(err)
 		}
 	}
-	if _, err := parseCIDRs(o.controlPlaneCIDRs); err != nil {
+	cidrs, err := parseCIDRs(o.controlPlaneCIDRs)
+	if err != nil {
 		return usage(err)
 	}
+	cfg.ControlPlaneCIDRs = cidrs
 	engine, err := policies.NewEngine(cfg, rules)
 	if err != nil {
 		return usage(err)

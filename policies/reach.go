@@ -1,0 +1,194 @@
+package policies
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"apiservice-guard.io/apiservice-guard/cluster"
+	"apiservice-guard.io/apiservice-guard/policies/netpol"
+)
+
+// protected is a Service the control plane must reach: an APIService's
+// backend, a webhook's, or a CRD conversion webhook's.
+type protected struct {
+	// rule is the NetworkPolicy rule that guards it.
+	rule string
+	// what names it in messages: "APIService v1beta1.metrics.k8s.io".
+	what               string
+	namespace, service string
+	port               int32 // Service port
+}
+
+const (
+	ruleBlocksAPIService   = "networkpolicy-blocks-apiservice"
+	ruleBlocksWebhook      = "networkpolicy-blocks-webhook"
+	ruleBlocksKonnectivity = "networkpolicy-blocks-konnectivity"
+)
+
+type protectedKey struct{}
+
+// protectedServices lists every Service the control plane must reach.
+func protectedServices(ctx context.Context, r *Review, v cluster.View) []protected {
+	return memoize(r, protectedKey{}, func() []protected {
+		var out []protected
+		if apis, err := v.APIServices(ctx); err == nil {
+			for _, a := range apis {
+				if s := a.Spec.Service; s != nil {
+					out = append(out, protected{ruleBlocksAPIService, "APIService " + a.Name, s.Namespace, s.Name, portOr443(s.Port)})
+				}
+			}
+		}
+		if vwcs, err := v.ValidatingWebhookConfigurations(ctx); err == nil {
+			for _, c := range vwcs {
+				for _, w := range c.Webhooks {
+					if s := w.ClientConfig.Service; s != nil {
+						out = append(out, protected{ruleBlocksWebhook, "webhook " + w.Name, s.Namespace, s.Name, portOr443(s.Port)})
+					}
+				}
+			}
+		}
+		if mwcs, err := v.MutatingWebhookConfigurations(ctx); err == nil {
+			for _, c := range mwcs {
+				for _, w := range c.Webhooks {
+					if s := w.ClientConfig.Service; s != nil {
+						out = append(out, protected{ruleBlocksWebhook, "webhook " + w.Name, s.Namespace, s.Name, portOr443(s.Port)})
+					}
+				}
+			}
+		}
+		if crds, err := v.CustomResourceDefinitions(ctx); err == nil {
+			for _, c := range crds {
+				if cv := c.Spec.Conversion; cv != nil && cv.Webhook != nil && cv.Webhook.ClientConfig != nil && cv.Webhook.ClientConfig.Service != nil {
+					s := cv.Webhook.ClientConfig.Service
+					out = append(out, protected{ruleBlocksWebhook, "conversion webhook of CRD " + c.Name, s.Namespace, s.Name, portOr443(s.Port)})
+				}
+			}
+		}
+		return out
+	})
+}
+
+func portOr443(p *int32) int32 {
+	if p == nil {
+		return 443
+	}
+	return *p
+}
+
+// target is one backend pod and the pod port the Service sends traffic to.
+type target struct {
+	pod  *netpol.Pod
+	port int32
+	prot corev1.Protocol
+}
+
+// targetsOf resolves a protected Service to its pods and pod-side ports:
+// selector -> pods -> targetPort (numeric or named). Never the Service port.
+func targetsOf(ctx context.Context, v cluster.View, p protected) []target {
+	svc, err := v.Service(ctx, p.namespace, p.service)
+	if err != nil || len(svc.Spec.Selector) == 0 || svc.Spec.Type == corev1.ServiceTypeExternalName {
+		return nil
+	}
+	var sp *corev1.ServicePort
+	for i := range svc.Spec.Ports {
+		if svc.Spec.Ports[i].Port == p.port {
+			sp = &svc.Spec.Ports[i]
+		}
+	}
+	if sp == nil {
+		return nil // apiservice-port-mismatch reports it
+	}
+	pods, _ := v.Pods(ctx, p.namespace, labels.SelectorFromSet(svc.Spec.Selector))
+	var nsLabels map[string]string
+	if ns, err := v.Namespace(ctx, p.namespace); err == nil {
+		nsLabels = ns.Labels
+	}
+	var out []target
+	for _, pod := range pods {
+		port, _ := resolvePodPort(sp, p.port, pod)
+		if port == 0 {
+			continue // a named port this pod does not declare: not an endpoint
+		}
+		out = append(out, target{pod: netpol.NewPod(pod, nsLabels), port: port, prot: protocolOf(sp.Protocol)})
+	}
+	return out
+}
+
+// blocked is a control-plane source that cannot reach a target.
+type blocked struct {
+	src     source
+	tgt     target
+	verdict netpol.Verdict
+}
+
+// traffic is the connection from a source to a target.
+func traffic(s source, t target) netpol.Traffic {
+	return netpol.Traffic{Source: s.endpoint, Destination: netpol.PodEndpoint(t.pod), Port: t.port, Protocol: t.prot}
+}
+
+// message renders the finding for a blocked path: short enough for one
+// warning line, the rule that would allow it as the fix, the full
+// explanation as the detail.
+func (b blocked) result(what string, advisory bool) Result {
+	pod := b.tgt.pod.Namespace + "/" + b.tgt.pod.Name
+	by := "isolated"
+	if len(b.verdict.IsolatedBy) > 0 {
+		by = "isolated by " + b.verdict.IsolatedBy[0].String()
+		if n := len(b.verdict.IsolatedBy) - 1; n > 0 {
+			by += fmt.Sprintf(" and %d more", n)
+		}
+	}
+	return Result{
+		Message:  fmt.Sprintf("%s: %s cannot reach pod %s on %d/%s (%s)", what, b.src.what, pod, b.tgt.port, b.tgt.prot, by),
+		Fix:      "allow it: " + allowRule(b),
+		Detail:   b.verdict.Explanation,
+		Advisory: advisory,
+	}
+}
+
+// allowRule is the minimal ingress rule that lets the source in.
+func allowRule(b blocked) string {
+	from := fmt.Sprintf("{ipBlock: {cidr: %s}}", b.src.cidr)
+	if b.src.cidr == "" { // a pod-network konnectivity agent
+		from = fmt.Sprintf("{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: %s}}, podSelector: {matchLabels: {%s: %s}}}",
+			konnectivityNamespace, konnectivityLabel, konnectivityValue)
+	}
+	return fmt.Sprintf("ingress: [{from: [%s], ports: [{port: %d, protocol: %s}]}]", from, b.tgt.port, b.tgt.prot)
+}
+
+// unreachableRule warns, on an APIService write, when the NetworkPolicies in
+// force already keep a control-plane source from the backend's pods.
+func unreachableRule() Rule {
+	return apiServiceRule("apiservice-unreachable", Warn,
+		"current NetworkPolicies already block a control-plane source from the backend's pod port",
+		func(ctx context.Context, f *backendFacts) []Result {
+			if f.svc == nil || f.externalName() {
+				return nil
+			}
+			p := protected{rule: ruleBlocksAPIService, what: "APIService " + f.api.Name, namespace: f.ref.Namespace, service: f.ref.Name, port: f.port}
+			targets := targetsOf(ctx, f.view, p)
+			if len(targets) == 0 {
+				return nil
+			}
+			current, err := f.view.NetworkPolicies(ctx, f.ref.Namespace)
+			if err != nil || len(current) == 0 {
+				return nil
+			}
+			srcs := controlPlaneSources(ctx, f.review, f.view)
+			if len(srcs) == 0 {
+				return []Result{cannotVerify(p)}
+			}
+			set := netpol.Compile(current)
+			for _, t := range targets {
+				for _, s := range srcs {
+					if v := set.Ingress(traffic(s, t)); !v.Allowed {
+						return []Result{blocked{src: s, tgt: t, verdict: v}.result(p.what, false)}
+					}
+				}
+			}
+			return nil
+		})
+}
