@@ -2,6 +2,7 @@ package policies
 
 import (
 	"context"
+	"slices"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -47,6 +48,11 @@ func changeFor(ctx context.Context, r *Review, v cluster.View) *change {
 		current, err := v.NetworkPolicies(ctx, ns)
 		if err != nil {
 			return nil
+		}
+		if r.Operation == Create && np != nil {
+			// A created policy is not in force yet; a view that already
+			// holds it (the offline check's files) must not count it as before.
+			current = slices.DeleteFunc(slices.Clone(current), func(p *networkingv1.NetworkPolicy) bool { return p.Name == np.Name })
 		}
 		c := &change{namespace: ns, before: netpol.Compile(current)}
 		switch {

@@ -73,6 +73,9 @@ func run(ctx context.Context, o options) error {
 	if err := d.caBundleIncident(ctx); err != nil {
 		return err
 	}
+	if err := d.networkPolicyIncident(ctx); err != nil {
+		return err
+	}
 	if o.keep {
 		say("Left running. Try:  kubectl --kubeconfig %s get apiservices", cp.Kubeconfig)
 		say("KUBECONFIG=%s", cp.Kubeconfig)
@@ -97,11 +100,7 @@ func (d *demo) caBundleIncident(ctx context.Context) error {
 		return err
 	}
 	const name = "v1beta1.external.metrics.k8s.io"
-	steps := []struct {
-		explain string
-		args    []string
-		wait    string // Available status to wait for after the step
-	}{
+	return d.run(ctx, []step{
 		{"The adapter's namespace, serving Secret and Service:", []string{"apply", "-f", d.file("backend.yaml")}, ""},
 		{"A new APIService with a stale caBundle: not Available yet, so the guard warns but lets it in:", []string{"apply", "--server-side", "-f", d.file("broken.yaml")}, "False"},
 		{"The aggregator agrees it is broken:", []string{"get", "apiservice", name}, ""},
@@ -109,13 +108,41 @@ func (d *demo) caBundleIncident(ctx context.Context) error {
 		{"Available again:", []string{"get", "apiservice", name}, ""},
 		{"Now a sync re-applies the stale caBundle. The APIService is Available, so the guard denies it:", []string{"apply", "--server-side", "-f", d.file("broken.yaml")}, ""},
 		{"Still Available; HPAs keep working:", []string{"get", "apiservice", name}, ""},
-	}
+	})
+}
+
+// networkPolicyIncident: a kube-system default-deny would cut the API server
+// off from metrics-server's pod port; the guard refuses it until the control
+// plane is allowed on 10250, and refuses removing that allow afterwards.
+func (d *demo) networkPolicyIncident(ctx context.Context) error {
+	title("Incident: a default-deny NetworkPolicy cuts the API server off from metrics-server")
+	dir := d.example("networkpolicy-default-deny")
+	return d.run(ctx, []step{
+		{"metrics-server: APIService -> Service 443 -> pod port named https (10250):", []string{"apply", "-f", dir("backend.yaml")}, ""},
+		{"(No kubelet here: give the pod the address a CNI would.)", []string{"-n", "kube-system", "patch", "pod", "metrics-server-demo", "--subresource=status",
+			"--type=merge", "-p", `{"status":{"phase":"Running","podIP":"10.244.0.15","podIPs":[{"ip":"10.244.0.15"}]}}`}, ""},
+		{"A hardening default-deny for kube-system. The guard refuses it, naming what it would cut off and the rule to add:", []string{"apply", "-f", dir("broken.yaml")}, ""},
+		{"Allow the API server to the pod port first, then deny the rest:", []string{"apply", "-f", dir("fixed.yaml")}, ""},
+		{"Removing the allow later would cut it off again, so that is refused too:", []string{"-n", "kube-system", "delete", "networkpolicy", "allow-control-plane-to-metrics-server"}, ""},
+		{"Both policies are in place:", []string{"-n", "kube-system", "get", "networkpolicies"}, ""},
+	})
+}
+
+// step is one kubectl command of a walkthrough, with what to wait for after it.
+type step struct {
+	explain string
+	args    []string
+	wait    string // Available status of the walkthrough's APIService to wait for
+}
+
+// run runs the steps, echoing each command and its output.
+func (d *demo) run(ctx context.Context, steps []step) error {
 	for _, s := range steps {
 		fmt.Println()
 		say("%s", s.explain)
 		d.kubectl(ctx, s.args...)
 		if s.wait != "" {
-			if err := d.waitAvailable(ctx, name, s.wait); err != nil {
+			if err := d.waitAvailable(ctx, "v1beta1.external.metrics.k8s.io", s.wait); err != nil {
 				return err
 			}
 		}
@@ -176,6 +203,11 @@ func (d *demo) waitAvailable(ctx context.Context, name, status string) error {
 }
 
 func (d *demo) file(name string) string { return filepath.Join(d.dir, name) }
+
+// example returns a function naming files of another example directory.
+func (d *demo) example(dir string) func(string) string {
+	return func(name string) string { return filepath.Join(filepath.Dir(d.dir), dir, name) }
+}
 
 // close stops what the demo started besides the control plane and the guard.
 func (d *demo) close() {
