@@ -111,7 +111,7 @@ func (b *sourceList) addAddr(ip netip.Addr, node, what string) {
 func (b *sourceList) addCIDR(p netip.Prefix) {
 	what := "--control-plane-cidr " + p.String()
 	ips := []netip.Addr{p.Addr()}
-	if hostBits := p.Addr().BitLen() - p.Bits(); hostBits <= 8 {
+	if hostBits := p.Addr().BitLen() - p.Bits(); hostBits < 63 && 1<<hostBits <= maxCIDRAddresses {
 		for ip, n := p.Addr().Next(), 1; n < 1<<hostBits && p.Contains(ip); ip, n = ip.Next(), n+1 {
 			ips = append(ips, ip)
 		}

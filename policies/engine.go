@@ -64,6 +64,7 @@ func (e *Engine) Evaluate(ctx context.Context, r *Review, v cluster.View) []Find
 		return nil
 	}
 	r.now()
+	r.memo = nil // look-ups are per evaluation: a reused Review starts afresh
 	r.certs = e.certs
 	r.controlPlaneCIDRs = e.config.ControlPlaneCIDRs
 	var findings []Finding

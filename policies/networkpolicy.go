@@ -4,6 +4,8 @@ import (
 	"context"
 	"slices"
 
+	corev1 "k8s.io/api/core/v1"
+
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -45,6 +47,11 @@ func changeFor(ctx context.Context, r *Review, v cluster.View) *change {
 			return nil
 		}
 		ns := r.Namespace
+		if r.Operation == Delete && terminating(ctx, v, ns) {
+			// The namespace controller is deleting everything in it, backend
+			// pods included; refusing would leave the namespace stuck.
+			return nil
+		}
 		current, err := v.NetworkPolicies(ctx, ns)
 		if err != nil {
 			return nil
@@ -175,4 +182,10 @@ func konnectivityPods(ctx context.Context, v cluster.View) []source {
 		}
 	}
 	return out
+}
+
+// terminating reports whether the namespace is being deleted.
+func terminating(ctx context.Context, v cluster.View, ns string) bool {
+	n, err := v.Namespace(ctx, ns)
+	return err == nil && (n.DeletionTimestamp != nil || n.Status.Phase == corev1.NamespaceTerminating)
 }
