@@ -80,11 +80,14 @@ func networkPolicyRule(name string, def Action, summary string) Rule {
 		Name: name, Default: def, Summary: summary,
 		Kinds: []schema.GroupKind{NetworkPolicyKind},
 		Check: func(ctx context.Context, r *Review, v cluster.View) []Result {
+			var out []Result
+			if name == ruleBlocksAPIService {
+				out = invalidParts(r)
+			}
 			c := changeFor(ctx, r, v)
 			if c == nil {
-				return nil
+				return out
 			}
-			var out []Result
 			for _, p := range protectedServices(ctx, r, v) {
 				if p.rule != name || p.namespace != c.namespace {
 					continue
