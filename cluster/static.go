@@ -50,8 +50,10 @@ type Static struct {
 	// notes say which objects were defined more than once.
 	documents []Loaded
 	notes     []string
-	index     map[objectKey]int          // position in objects
-	byKind    map[schema.GroupKind][]int // positions in objects
+	// defaultNamespace is given to namespaced objects that name none.
+	defaultNamespace string
+	index            map[objectKey]int          // position in objects
+	byKind           map[schema.GroupKind][]int // positions in objects
 	// namespaces are those declared or holding an object.
 	namespaces map[string]bool
 }

@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
@@ -58,7 +59,16 @@ var kustomizationFiles = map[string]bool{
 // leave it (a broken.yaml and a fixed.yaml side by side are common), Documents
 // lists both for review, and Notes names both sources.
 func LoadStatic(paths ...string) (*Static, error) {
+	return LoadStaticInNamespace("", paths...)
+}
+
+// LoadStaticInNamespace is LoadStatic, with namespaced objects that name no
+// namespace put in namespace, as kubectl apply would put them in the
+// context's namespace (`helm template` output often names none). An empty
+// namespace leaves them without one.
+func LoadStaticInNamespace(namespace string, paths ...string) (*Static, error) {
 	s := newStatic()
+	s.defaultNamespace = namespace
 	dec := serializer.NewCodecFactory(NewScheme()).UniversalDeserializer()
 	seen := map[string]bool{}
 	for _, p := range paths {
@@ -230,8 +240,29 @@ func (s *Static) addDocument(dec runtime.Decoder, data []byte, src string) error
 		return nil
 	}
 	obj.GetObjectKind().SetGroupVersionKind(gvk)
+	if m, err := metaOf(obj); err == nil && m.GetNamespace() == "" && s.defaultNamespace != "" && !clusterScoped[gvk.GroupKind()] {
+		m.SetNamespace(s.defaultNamespace)
+	}
 	s.addLoaded(Loaded{Object: obj, GVK: gvk, Source: src})
 	return nil
+}
+
+// clusterScoped are the cluster-scoped kinds a manifest set commonly holds;
+// every other kind is taken to be namespaced when a default namespace applies.
+var clusterScoped = map[schema.GroupKind]bool{
+	{Kind: "Namespace"}: true, {Kind: "Node"}: true, {Kind: "PersistentVolume"}: true,
+	{Group: "rbac.authorization.k8s.io", Kind: "ClusterRole"}:                         true,
+	{Group: "rbac.authorization.k8s.io", Kind: "ClusterRoleBinding"}:                  true,
+	{Group: "apiregistration.k8s.io", Kind: "APIService"}:                             true,
+	{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}:                 true,
+	{Group: "admissionregistration.k8s.io", Kind: "ValidatingWebhookConfiguration"}:   true,
+	{Group: "admissionregistration.k8s.io", Kind: "MutatingWebhookConfiguration"}:     true,
+	{Group: "admissionregistration.k8s.io", Kind: "ValidatingAdmissionPolicy"}:        true,
+	{Group: "admissionregistration.k8s.io", Kind: "ValidatingAdmissionPolicyBinding"}: true,
+	{Group: "storage.k8s.io", Kind: "StorageClass"}:                                   true,
+	{Group: "scheduling.k8s.io", Kind: "PriorityClass"}:                               true,
+	{Group: "networking.k8s.io", Kind: "IngressClass"}:                                true,
+	{Group: "cert-manager.io", Kind: "ClusterIssuer"}:                                 true,
 }
 
 func isBlank(data []byte) bool {

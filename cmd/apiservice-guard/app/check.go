@@ -38,6 +38,9 @@ type checkOptions struct {
 	files []string
 	// output is the report format, text or json. Default text.
 	output string
+	// namespace is given to namespaced objects that name none, as kubectl
+	// apply would. Default "default".
+	namespace string
 	// configPath is the policy config file. Default: none, every rule at its
 	// default action.
 	configPath string
@@ -72,6 +75,7 @@ Enforce finding; 2: bad usage, unreadable input or bad config.`,
 	f.StringArrayVarP(&o.files, "filename", "f", nil,
 		`manifest file or directory (recursive: *.yaml, *.yml, *.json), "-" for standard input; repeatable, required`)
 	f.StringVarP(&o.output, "output", "o", outputText, "report format: text or json")
+	f.StringVarP(&o.namespace, "namespace", "n", "default", "namespace for namespaced objects that name none, as kubectl apply -n would")
 	f.StringVar(&o.configPath, "config", "", "policy config file (YAML); default: every rule at its default action")
 	f.StringArrayVar(&o.controlPlaneCIDRs, "control-plane-cidr", nil,
 		"CIDR the control plane connects from (repeatable), e.g. a GKE master-ipv4-cidr")
@@ -111,7 +115,7 @@ func runCheck(ctx context.Context, o *checkOptions, stdin io.Reader, stdout, std
 	if err != nil {
 		return usage(err)
 	}
-	m, err := loadManifests(o.files, stdin)
+	m, err := loadManifests(o.files, o.namespace, stdin)
 	if err != nil {
 		return usage(err)
 	}
@@ -164,10 +168,10 @@ func (m manifests) source(l cluster.Loaded) string {
 
 // loadManifests loads the files into a static view, copying standard input to
 // a temporary file first ("-" may appear once: validate checks it).
-func loadManifests(paths []string, stdin io.Reader) (manifests, error) {
+func loadManifests(paths []string, namespace string, stdin io.Reader) (manifests, error) {
 	i := slices.Index(paths, stdinPath)
 	if i < 0 {
-		static, err := cluster.LoadStatic(paths...)
+		static, err := cluster.LoadStaticInNamespace(namespace, paths...)
 		return manifests{static: static}, err
 	}
 	dir, err := os.MkdirTemp("", "apiservice-guard-check-")
@@ -181,7 +185,7 @@ func loadManifests(paths []string, stdin io.Reader) (manifests, error) {
 	}
 	paths = slices.Clone(paths)
 	paths[i] = m.stdinFile
-	if m.static, err = cluster.LoadStatic(paths...); err != nil {
+	if m.static, err = cluster.LoadStaticInNamespace(namespace, paths...); err != nil {
 		// The error is only printed, so flattening its chain loses nothing.
 		return manifests{}, errors.New(strings.ReplaceAll(err.Error(), m.stdinFile, stdinName))
 	}

@@ -476,3 +476,37 @@ func TestCheckDuplicateObjectIsReviewedTwiceAndNoted(t *testing.T) {
 		t.Fatalf("stdout is not JSON: %v: %s", err, stdout.String())
 	}
 }
+
+// TestCheckNamespaceForNamespacelessManifests: like kubectl apply -n, -n puts
+// namespaced objects that name no namespace (helm template output) there, so
+// a default-deny rendered without a namespace is judged against the backend.
+func TestCheckNamespaceForNamespacelessManifests(t *testing.T) {
+	const file = "testdata/check/namespaceless.yaml"
+	var stdout, stderr bytes.Buffer
+	code := Main([]string{"check", "-o", "json", "-n", "kube-system", "--control-plane-cidr", "10.0.0.1/32", "-f", file}, &stdout, &stderr)
+	if code != exitFindings {
+		t.Fatalf("exit %d, want %d; stderr: %s\n%s", code, exitFindings, stderr.String(), stdout.String())
+	}
+	var out struct {
+		Findings []policies.Finding `json:"findings"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+		t.Fatal(err)
+	}
+	var got []policies.ObjectRef
+	for _, f := range out.Findings {
+		if f.Rule == "networkpolicy-blocks-apiservice" {
+			got = append(got, f.Object)
+		}
+	}
+	want := []policies.ObjectRef{{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy", Namespace: "kube-system", Name: "deny"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("blocks-apiservice findings (-want +got):\n%s", diff)
+	}
+	// Without -n the objects land in "default", away from the backend's
+	// namespace: nothing to block there.
+	stdout.Reset()
+	if code := Main([]string{"check", "-o", "json", "--control-plane-cidr", "10.0.0.1/32", "-f", file}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("without -n: exit %d, want 0: %s", code, stdout.String())
+	}
+}
