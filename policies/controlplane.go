@@ -80,11 +80,7 @@ func (b *sourceList) apiServers(ctx context.Context, v cluster.View, nodeOf map[
 // konnectivity adds konnectivity-agent pods: hostNetwork ones as their node's
 // address, pod-network ones as pods that pod and namespace selectors match.
 func (b *sourceList) konnectivity(ctx context.Context, v cluster.View) {
-	pods, _ := v.Pods(ctx, konnectivityNamespace, labels.SelectorFromSet(labels.Set{konnectivityLabel: konnectivityValue}))
-	var nsLabels map[string]string
-	if ns, err := v.Namespace(ctx, konnectivityNamespace); err == nil {
-		nsLabels = ns.Labels
-	}
+	pods, nsLabels := konnectivityAgents(ctx, v)
 	for _, p := range pods {
 		np := netpol.NewPod(p, nsLabels)
 		if p.Spec.HostNetwork {
@@ -159,4 +155,14 @@ func internalIP(n *corev1.Node) netip.Addr {
 		}
 	}
 	return netip.Addr{}
+}
+
+// konnectivityAgents are the konnectivity-agent pods and their namespace's labels.
+func konnectivityAgents(ctx context.Context, v cluster.View) ([]*corev1.Pod, map[string]string) {
+	pods, _ := v.Pods(ctx, konnectivityNamespace, labels.SelectorFromSet(labels.Set{konnectivityLabel: konnectivityValue}))
+	var nsLabels map[string]string
+	if ns, err := v.Namespace(ctx, konnectivityNamespace); err == nil {
+		nsLabels = ns.Labels
+	}
+	return pods, nsLabels
 }

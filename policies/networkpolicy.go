@@ -7,7 +7,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	networkingv1 "k8s.io/api/networking/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"apiservice-guard.io/apiservice-guard/cluster"
@@ -173,11 +172,7 @@ func blocksKonnectivityRule() Rule {
 
 // konnectivityPods are the pod-network konnectivity agents, as sources.
 func konnectivityPods(ctx context.Context, v cluster.View) []source {
-	pods, _ := v.Pods(ctx, konnectivityNamespace, labels.SelectorFromSet(labels.Set{konnectivityLabel: konnectivityValue}))
-	var nsLabels map[string]string
-	if ns, err := v.Namespace(ctx, konnectivityNamespace); err == nil {
-		nsLabels = ns.Labels
-	}
+	pods, nsLabels := konnectivityAgents(ctx, v)
 	var out []source
 	for _, p := range pods {
 		if !p.Spec.HostNetwork {
