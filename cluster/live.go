@@ -142,18 +142,19 @@ func NewLive(ctx context.Context, c cache.Cache, reader client.Reader, opts Live
 	l.pods = build[corev1.Pod](b, &corev1.Pod{}, corev1.Resource("pods"), nsIndex)
 	l.nodes = build[corev1.Node](b, &corev1.Node{}, corev1.Resource("nodes"), nil)
 	l.networkPolicies = build[networkingv1.NetworkPolicy](b, &networkingv1.NetworkPolicy{}, networkingv1.Resource("networkpolicies"), nsIndex)
-	l.apiServices = build[apiregv1.APIService](b, &apiregv1.APIService{}, apiregv1.Resource("apiservices"), nil)
+	refIndex := toolscache.Indexers{indexServiceNamespace: byServiceNamespace}
+	l.apiServices = build[apiregv1.APIService](b, &apiregv1.APIService{}, apiregv1.Resource("apiservices"), refIndex)
 	l.serviceAccounts = build[corev1.ServiceAccount](b, &corev1.ServiceAccount{}, corev1.Resource("serviceaccounts"), nil)
 	l.roleBindings = build[rbacv1.RoleBinding](b, &rbacv1.RoleBinding{}, rbacv1.Resource("rolebindings"),
 		toolscache.Indexers{indexNamespace: byNamespace, indexRoleRef: roleBindingRole})
 	l.clusterRoleBindings = build[rbacv1.ClusterRoleBinding](b, &rbacv1.ClusterRoleBinding{}, rbacv1.Resource("clusterrolebindings"),
 		toolscache.Indexers{indexRoleRef: clusterRoleBindingRole})
 	l.validatingWebhooks = build[admissionregv1.ValidatingWebhookConfiguration](b, &admissionregv1.ValidatingWebhookConfiguration{},
-		admissionregv1.Resource("validatingwebhookconfigurations"), nil)
+		admissionregv1.Resource("validatingwebhookconfigurations"), refIndex)
 	l.mutatingWebhooks = build[admissionregv1.MutatingWebhookConfiguration](b, &admissionregv1.MutatingWebhookConfiguration{},
-		admissionregv1.Resource("mutatingwebhookconfigurations"), nil)
+		admissionregv1.Resource("mutatingwebhookconfigurations"), refIndex)
 	l.crds = build[apiextensionsv1.CustomResourceDefinition](b, &apiextensionsv1.CustomResourceDefinition{},
-		apiextensionsv1.Resource("customresourcedefinitions"), nil)
+		apiextensionsv1.Resource("customresourcedefinitions"), refIndex)
 	if b.err != nil {
 		return nil, b.err
 	}
@@ -288,6 +289,31 @@ func (l *Live) MutatingWebhookConfigurations(ctx context.Context) ([]*admissionr
 // metadata and spec.conversion (see TransformCRD).
 func (l *Live) CustomResourceDefinitions(ctx context.Context) ([]*apiextensionsv1.CustomResourceDefinition, error) {
 	return readAll(ctx, l, l.crds)
+}
+
+// ServiceReferences implements View. For a namespace it reads the index of
+// referenced Services' namespaces, so a namespace no Service of which is
+// referenced, the common case, costs no list and no allocation.
+func (l *Live) ServiceReferences(ctx context.Context, ns string) ([]ServiceReference, error) {
+	if err := l.ready(ctx); err != nil {
+		return nil, err
+	}
+	var out []ServiceReference
+	for _, idx := range [...]toolscache.Indexer{l.apiServices.indexer, l.validatingWebhooks.indexer, l.mutatingWebhooks.indexer, l.crds.indexer} {
+		var items []any
+		if ns == "" {
+			items = idx.List()
+		} else {
+			var err error
+			if items, err = idx.ByIndex(indexServiceNamespace, ns); err != nil {
+				return nil, err
+			}
+		}
+		for _, item := range items {
+			out = appendServiceReferences(out, item, ns)
+		}
+	}
+	return out, nil
 }
 
 // ServiceAccount implements View.

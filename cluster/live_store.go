@@ -82,6 +82,9 @@ const (
 	indexNamespace = "guard.namespace"
 	indexService   = "guard.namespace/service"
 	indexRoleRef   = "guard.namespace/roleRef"
+	// indexServiceNamespace indexes APIServices, webhook configurations and
+	// CRDs by the namespaces of the Services they reference.
+	indexServiceNamespace = "guard.serviceNamespace"
 )
 
 // byNamespace indexes an object by its namespace.

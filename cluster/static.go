@@ -315,6 +315,28 @@ func (s *Static) MutatingWebhookConfigurations(context.Context) ([]*admissionreg
 	return list[*admissionregv1.MutatingWebhookConfiguration](s, admissionregv1.GroupName, "MutatingWebhookConfiguration", ""), nil
 }
 
+// ServiceReferences implements View.
+func (s *Static) ServiceReferences(ctx context.Context, ns string) ([]ServiceReference, error) {
+	var out []ServiceReference
+	apis, _ := s.APIServices(ctx)
+	for _, o := range apis {
+		out = appendServiceReferences(out, o, ns)
+	}
+	vwcs, _ := s.ValidatingWebhookConfigurations(ctx)
+	for _, o := range vwcs {
+		out = appendServiceReferences(out, o, ns)
+	}
+	mwcs, _ := s.MutatingWebhookConfigurations(ctx)
+	for _, o := range mwcs {
+		out = appendServiceReferences(out, o, ns)
+	}
+	crds, _ := s.CustomResourceDefinitions(ctx)
+	for _, o := range crds {
+		out = appendServiceReferences(out, o, ns)
+	}
+	return out, nil
+}
+
 // CustomResourceDefinitions implements View.
 func (s *Static) CustomResourceDefinitions(context.Context) ([]*apiextensionsv1.CustomResourceDefinition, error) {
 	return list[*apiextensionsv1.CustomResourceDefinition](s, apiextensionsv1.GroupName, "CustomResourceDefinition", ""), nil

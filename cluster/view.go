@@ -51,6 +51,12 @@ type View interface {
 	// CustomResourceDefinitions returns every CRD. A view may strip what the
 	// rules never read (schemas); spec.conversion is kept.
 	CustomResourceDefinitions(ctx context.Context) ([]*apiextensionsv1.CustomResourceDefinition, error)
+	// ServiceReferences returns the Services the API server calls out to, in
+	// namespace (every namespace when empty): those of APIServices, of
+	// validating and mutating webhooks, and of CRD conversion webhooks, in
+	// that order of kinds. It is what the four lists above hold, asked by the
+	// Services' namespace.
+	ServiceReferences(ctx context.Context, namespace string) ([]ServiceReference, error)
 	// ServiceAccount returns the named ServiceAccount.
 	ServiceAccount(ctx context.Context, namespace, name string) (*corev1.ServiceAccount, error)
 	// RoleBindings returns the RoleBindings of a namespace whose roleRef

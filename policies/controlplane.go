@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -44,7 +45,7 @@ func controlPlaneSources(ctx context.Context, r *Review, v cluster.View) []sourc
 	return memoize(r, sourcesKey{}, func() []source {
 		b := &sourceList{seen: map[netip.Addr]bool{}}
 		nodes, _ := v.Nodes(ctx)
-		b.apiServers(ctx, v, nodeOfIP(nodes))
+		b.apiServers(ctx, v, nodes)
 		for _, n := range nodes {
 			if _, ok := n.Labels[controlPlaneNodeLabel]; ok {
 				b.addAddr(internalIP(n), n.Name, "control-plane node "+n.Name)
@@ -64,13 +65,13 @@ type sourceList struct {
 }
 
 // apiServers adds the addresses the API servers advertise.
-func (b *sourceList) apiServers(ctx context.Context, v cluster.View, nodeOf map[netip.Addr]string) {
+func (b *sourceList) apiServers(ctx context.Context, v cluster.View, nodes []*corev1.Node) {
 	slices, _ := v.EndpointSlices(ctx, "default", "kubernetes")
 	for _, s := range slices {
 		for _, e := range s.Endpoints {
 			for _, a := range e.Addresses {
 				if ip, err := netip.ParseAddr(a); err == nil {
-					b.addAddr(ip, nodeOf[ip], "API server "+ip.String())
+					b.addAddr(ip, nodeOf(nodes, ip), "API server "+ip.String())
 				}
 			}
 		}
@@ -132,18 +133,26 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	return ip.Unmap()
 }
 
-// nodeOfIP maps node addresses to node names, so an API server running on a
-// node gets the own-node exemption for pods on that node.
-func nodeOfIP(nodes []*corev1.Node) map[netip.Addr]string {
-	m := map[netip.Addr]string{}
+// nodeOf names the node that has address ip, so an API server running on a
+// node gets the own-node exemption for pods on that node; "" when none has.
+// It looks up the few API server addresses without parsing every node
+// address of a large cluster: an IPv4 address that parses has one spelling,
+// so only addresses with a colon (IPv6, IPv4-mapped) need parsing.
+func nodeOf(nodes []*corev1.Node, ip netip.Addr) string {
+	s := ip.String()
 	for _, n := range nodes {
 		for _, a := range n.Status.Addresses {
-			if ip, err := netip.ParseAddr(a.Address); err == nil {
-				m[ip] = n.Name
+			if a.Address == s {
+				return n.Name
+			}
+			if strings.Contains(a.Address, ":") {
+				if other, err := netip.ParseAddr(a.Address); err == nil && other == ip {
+					return n.Name
+				}
 			}
 		}
 	}
-	return m
+	return ""
 }
 
 func internalIP(n *corev1.Node) netip.Addr {

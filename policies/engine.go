@@ -14,13 +14,15 @@ import (
 )
 
 // Engine evaluates every enabled rule for a review. It is safe for concurrent
-// use: besides its configuration it holds only a content-addressed cache of
-// parsed and verified certificates, which never changes an answer.
+// use: besides its configuration it holds only content-addressed caches,
+// which never change an answer: parsed and verified certificates, and the
+// compiled NetworkPolicies of recently written namespaces.
 type Engine struct {
-	config Config
-	rules  []Rule
-	byKind map[schema.GroupKind][]boundRule
-	certs  *certs.Cache
+	config   Config
+	rules    []Rule
+	byKind   map[schema.GroupKind][]boundRule
+	certs    *certs.Cache
+	compiled *compiledSets
 }
 
 type boundRule struct {
@@ -31,7 +33,8 @@ type boundRule struct {
 // NewEngine builds an engine running rules with the actions from config. The
 // config must have been validated against the same rules (ParseConfig does).
 func NewEngine(config Config, rules []Rule) (*Engine, error) {
-	e := &Engine{config: config, rules: rules, byKind: map[schema.GroupKind][]boundRule{}, certs: certs.NewCache(certs.CacheOptions{})}
+	e := &Engine{config: config, rules: rules, byKind: map[schema.GroupKind][]boundRule{},
+		certs: certs.NewCache(certs.CacheOptions{}), compiled: newCompiledSets()}
 	for i := range rules {
 		rule := &rules[i]
 		if rule.Name == "" || rule.Check == nil || len(rule.Kinds) == 0 {
@@ -66,6 +69,7 @@ func (e *Engine) Evaluate(ctx context.Context, r *Review, v cluster.View) []Find
 	r.now()
 	r.memo = nil // look-ups are per evaluation: a reused Review starts afresh
 	r.certs = e.certs
+	r.compiled = e.compiled
 	r.controlPlaneCIDRs = e.config.ControlPlaneCIDRs
 	var findings []Finding
 	ref := objectRef(r)

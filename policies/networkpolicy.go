@@ -54,12 +54,12 @@ func changeFor(ctx context.Context, r *Review, v cluster.View) *change {
 		if err != nil {
 			return nil
 		}
-		if r.Operation == Create && np != nil {
+		if r.Operation == Create && np != nil && slices.ContainsFunc(current, func(p *networkingv1.NetworkPolicy) bool { return p.Name == np.Name }) {
 			// A created policy is not in force yet; a view that already
 			// holds it (the offline check's files) must not count it as before.
 			current = slices.DeleteFunc(slices.Clone(current), func(p *networkingv1.NetworkPolicy) bool { return p.Name == np.Name })
 		}
-		c := &change{namespace: ns, before: netpol.Compile(current)}
+		c := &change{namespace: ns, before: r.compiled.compile(ns, current)}
 		switch {
 		case np != nil:
 			c.after = c.before.With([]*networkingv1.NetworkPolicy{np})
@@ -82,12 +82,16 @@ func networkPolicyRule(name string, def Action, summary string) Rule {
 			if name == ruleBlocksAPIService {
 				out = invalidParts(r)
 			}
+			here := protectedIn(ctx, r, v)
+			if len(here) == 0 {
+				return out // no backend here: nothing to compile or resolve
+			}
 			c := changeFor(ctx, r, v)
 			if c == nil {
 				return out
 			}
-			for _, p := range protectedServices(ctx, r, v) {
-				if p.rule != name || p.namespace != c.namespace {
+			for _, p := range here {
+				if p.rule != name {
 					continue
 				}
 				targets := targetsOf(ctx, v, p)
@@ -111,13 +115,14 @@ func networkPolicyRule(name string, def Action, summary string) Rule {
 func newlyBlocked(c *change, srcs []source, targets []target) (blocked, bool) {
 	for _, t := range targets {
 		for _, s := range srcs {
+			// After first: a write that leaves the path open, the common
+			// case, needs no look at the state before it.
 			tr := traffic(s, t)
-			if !c.before.Ingress(tr).Allowed {
-				continue // already blocked: not this change's doing
+			after := c.after.Ingress(tr)
+			if after.Allowed || !c.before.Ingress(tr).Allowed {
+				continue // open, or already blocked: not this change's doing
 			}
-			if after := c.after.Ingress(tr); !after.Allowed {
-				return blocked{src: s, tgt: t, verdict: after}, true
-			}
+			return blocked{src: s, tgt: t, verdict: after}, true
 		}
 	}
 	return blocked{}, false
@@ -141,8 +146,11 @@ func blocksKonnectivityRule() Rule {
 		Summary: "egress of pod-network konnectivity-agent pods to an APIService or webhook backend port is blocked",
 		Kinds:   []schema.GroupKind{NetworkPolicyKind},
 		Check: func(ctx context.Context, r *Review, v cluster.View) []Result {
+			if r.Namespace != konnectivityNamespace {
+				return nil
+			}
 			c := changeFor(ctx, r, v)
-			if c == nil || c.namespace != konnectivityNamespace {
+			if c == nil {
 				return nil
 			}
 			agents := konnectivityPods(ctx, v)

@@ -32,43 +32,41 @@ type protectedKey struct{}
 
 // protectedServices lists every Service the control plane must reach.
 func protectedServices(ctx context.Context, r *Review, v cluster.View) []protected {
-	return memoize(r, protectedKey{}, func() []protected {
-		var out []protected
-		if apis, err := v.APIServices(ctx); err == nil {
-			for _, a := range apis {
-				if s := a.Spec.Service; s != nil {
-					out = append(out, protected{ruleBlocksAPIService, "APIService " + a.Name, s.Namespace, s.Name, portOr443(s.Port)})
-				}
-			}
+	return memoize(r, protectedKey{}, func() []protected { return protectedOf(ctx, v, "") })
+}
+
+type protectedInKey struct{}
+
+// protectedIn lists the protected Services in the review's namespace, in
+// protectedServices' order. The view answers it by namespace, so that a
+// NetworkPolicy write where no backend runs, the common case, is decided
+// without listing every APIService and webhook, compiling policies or
+// resolving pods.
+func protectedIn(ctx context.Context, r *Review, v cluster.View) []protected {
+	return memoize(r, protectedInKey{}, func() []protected { return protectedOf(ctx, v, r.Namespace) })
+}
+
+// protectedOf lists the protected Services in namespace ns, every namespace
+// when empty.
+func protectedOf(ctx context.Context, v cluster.View, ns string) []protected {
+	refs, err := v.ServiceReferences(ctx, ns)
+	if err != nil || len(refs) == 0 {
+		return nil
+	}
+	out := make([]protected, 0, len(refs))
+	for _, ref := range refs {
+		p := protected{rule: ruleBlocksWebhook, namespace: ref.Namespace, service: ref.Service, port: portOr443(ref.Port)}
+		switch ref.Kind {
+		case cluster.KindAPIService:
+			p.rule, p.what = ruleBlocksAPIService, "APIService "+ref.Name
+		case cluster.KindCustomResourceDefinition:
+			p.what = "conversion webhook of CRD " + ref.Name
+		default:
+			p.what = "webhook " + ref.Name
 		}
-		if vwcs, err := v.ValidatingWebhookConfigurations(ctx); err == nil {
-			for _, c := range vwcs {
-				for _, w := range c.Webhooks {
-					if s := w.ClientConfig.Service; s != nil {
-						out = append(out, protected{ruleBlocksWebhook, "webhook " + w.Name, s.Namespace, s.Name, portOr443(s.Port)})
-					}
-				}
-			}
-		}
-		if mwcs, err := v.MutatingWebhookConfigurations(ctx); err == nil {
-			for _, c := range mwcs {
-				for _, w := range c.Webhooks {
-					if s := w.ClientConfig.Service; s != nil {
-						out = append(out, protected{ruleBlocksWebhook, "webhook " + w.Name, s.Namespace, s.Name, portOr443(s.Port)})
-					}
-				}
-			}
-		}
-		if crds, err := v.CustomResourceDefinitions(ctx); err == nil {
-			for _, c := range crds {
-				if cv := c.Spec.Conversion; cv != nil && cv.Webhook != nil && cv.Webhook.ClientConfig != nil && cv.Webhook.ClientConfig.Service != nil {
-					s := cv.Webhook.ClientConfig.Service
-					out = append(out, protected{ruleBlocksWebhook, "conversion webhook of CRD " + c.Name, s.Namespace, s.Name, portOr443(s.Port)})
-				}
-			}
-		}
-		return out
-	})
+		out = append(out, p)
+	}
+	return out
 }
 
 func portOr443(p *int32) int32 {
@@ -181,7 +179,7 @@ func unreachableRule() Rule {
 			if len(srcs) == 0 {
 				return []Result{cannotVerify(p)}
 			}
-			set := netpol.Compile(current)
+			set := f.review.compiled.compile(f.ref.Namespace, current)
 			for _, t := range targets {
 				for _, s := range srcs {
 					if v := set.Ingress(traffic(s, t)); !v.Allowed {

@@ -57,6 +57,8 @@ type Review struct {
 
 	memo  map[any]any
 	certs *certs.Cache // set by the engine; nil caches nothing
+	// compiled is set by the engine; nil caches nothing.
+	compiled *compiledSets
 	// controlPlaneCIDRs come from the engine's config.
 	controlPlaneCIDRs []netip.Prefix
 }
