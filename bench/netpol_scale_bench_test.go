@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -54,10 +52,6 @@ var scaleCluster = sync.OnceValues(func() (*scaleEnv, error) {
 	env := &scaleEnv{state: st}
 	runtime.GC()
 	runtime.ReadMemStats(&env.heapBefore)
-	if f, err := os.Create("/tmp/before.pprof"); err == nil {
-		pprof.Lookup("heap").WriteTo(f, 0)
-		f.Close()
-	}
 	liveCtx, stop := context.WithCancel(ctx)
 	stopViews = append(stopViews, stop)
 	start := time.Now()

@@ -2,7 +2,6 @@ package policies
 
 import (
 	"cmp"
-	"encoding/binary"
 	"hash/maphash"
 	"slices"
 	"strings"
@@ -16,33 +15,47 @@ import (
 
 // compiledSets memoizes netpol.Compile of one namespace's NetworkPolicies, so
 // a write in a namespace holding many policies compiles only the written one
-// (Set.With) instead of all of them. An entry is keyed by the namespace and a
-// fingerprint of its policies' names and resourceVersions, combined so that
-// the order the view lists them in does not matter. The API server gives
-// every write a new resourceVersion, so a key names one content: a changed,
-// added or removed policy is a miss, never a stale answer. Lists holding a
-// policy without resourceVersion (files read by the offline check) are
-// compiled every time. A nil *compiledSets compiles every time.
+// (Set.With) instead of all of them. It keeps one set per namespace, the last
+// compiled, with a fingerprint of the policies it was compiled from: their
+// names and resourceVersions, combined so that the order the view lists them
+// in does not matter. The API server gives every write a new resourceVersion,
+// so a fingerprint names one content: a changed, added or removed policy is a
+// miss, which replaces the namespace's set, never a stale answer. Lists
+// holding a policy without resourceVersion (files read by the offline check)
+// are compiled every time. A nil *compiledSets compiles every time.
 //
 // A cached set is compiled from the policies ordered by creation time, then
 // name. Which policy a message names first ("isolated by ...") follows that
 // order, rather than the order an informer's index happens to list them in.
 type compiledSets struct {
-	sets *ttlcache.Cache[*netpol.Set]
+	sets *ttlcache.Cache[compiledSet] // by namespace
 	seed maphash.Seed
+}
+
+// compiledSet is a namespace's compiled policies and their fingerprint.
+type compiledSet struct {
+	fingerprint fingerprint
+	set         *netpol.Set
+}
+
+// fingerprint is how many policies there are and the sum of one hash of name
+// and resourceVersion per policy, which no listing order changes.
+type fingerprint struct {
+	n   int
+	sum uint64
 }
 
 const (
 	// compiledSetsSize bounds the namespaces whose compiled policies are
 	// kept; a set of 1,000 varied policies takes about 1.8 MB.
 	compiledSetsSize = 64
-	// compiledSetsTTL only bounds how long an unused set is kept: entries
-	// never go stale, a change of the policies changes the key.
+	// compiledSetsTTL only bounds how long an unused set is kept: a set never
+	// goes stale, a change of the policies changes the fingerprint.
 	compiledSetsTTL = 10 * time.Minute
 )
 
 func newCompiledSets() *compiledSets {
-	return &compiledSets{sets: ttlcache.New[*netpol.Set](compiledSetsSize), seed: maphash.MakeSeed()}
+	return &compiledSets{sets: ttlcache.New[compiledSet](compiledSetsSize), seed: maphash.MakeSeed()}
 }
 
 // compile returns netpol.Compile(policies), the policies of namespace ns,
@@ -52,40 +65,33 @@ func (c *compiledSets) compile(ns string, policies []*networkingv1.NetworkPolicy
 	if c == nil {
 		return netpol.Compile(policies)
 	}
-	key, ok := c.key(ns, policies)
+	fp, ok := c.fingerprint(policies)
 	if !ok {
 		return netpol.Compile(policies)
 	}
-	if set, _, ok := c.sets.Get(key); ok {
-		return set
+	if cached, _, ok := c.sets.Get(ns); ok && cached.fingerprint == fp {
+		return cached.set
 	}
 	set := netpol.Compile(slices.SortedStableFunc(slices.Values(policies), byCreation))
-	c.sets.Put(key, set, nil, compiledSetsTTL)
+	c.sets.Put(ns, compiledSet{fingerprint: fp, set: set}, nil, compiledSetsTTL)
 	return set
 }
 
-// key fingerprints a namespace's policies: the namespace, how many there are,
-// and the sum of one hash of name and resourceVersion per policy, which no
-// listing order changes. It is false when a policy has no resourceVersion to
-// tell its versions apart.
-func (c *compiledSets) key(ns string, policies []*networkingv1.NetworkPolicy) (string, bool) {
-	var sum uint64
+// fingerprint fingerprints policies; it is false when a policy has no
+// resourceVersion to tell its versions apart.
+func (c *compiledSets) fingerprint(policies []*networkingv1.NetworkPolicy) (fingerprint, bool) {
+	fp := fingerprint{n: len(policies)}
 	for _, p := range policies {
 		if p == nil {
 			continue
 		}
 		if p.ResourceVersion == "" {
-			return "", false
+			return fingerprint{}, false
 		}
 		// Two independent hashes mixed: a policy is one (name, version) pair.
-		sum += maphash.String(c.seed, p.Name)*0x9e3779b97f4a7c15 ^ maphash.String(c.seed, p.ResourceVersion)
+		fp.sum += maphash.String(c.seed, p.Name)*0x9e3779b97f4a7c15 ^ maphash.String(c.seed, p.ResourceVersion)
 	}
-	b := make([]byte, 0, len(ns)+17)
-	b = append(b, ns...)
-	b = append(b, 0)
-	b = binary.BigEndian.AppendUint64(b, uint64(len(policies)))
-	b = binary.BigEndian.AppendUint64(b, sum)
-	return string(b), true
+	return fp, true
 }
 
 // byCreation orders policies by creation time, then name. Nil entries,

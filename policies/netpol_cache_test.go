@@ -124,14 +124,23 @@ func TestCompiledSetsMiss(t *testing.T) {
 	if ingressVerdicts(after)[0].Allowed {
 		t.Error("the changed allow still lets the API server in on 6443")
 	}
-	if c.compile("keda", policies) != before {
-		t.Error("the first policies, listed again, missed the cache")
+	if c.compile("keda", changed) != after {
+		t.Error("the changed policies, listed again, missed the cache")
+	}
+	// The namespace's set was replaced: the first policies again are a miss,
+	// answered for what they are.
+	again := c.compile("keda", policies)
+	if again == before || again == after {
+		t.Error("the first policies, listed after the change, hit the cache")
+	}
+	if diff := cmp.Diff(ingressVerdicts(before), ingressVerdicts(again)); diff != "" {
+		t.Errorf("the first policies again: verdicts (-first +again):\n%s", diff)
 	}
 
-	if c.compile("keda", policies[1:]) == before {
+	if c.compile("keda", policies[1:]) == again {
 		t.Error("a removed policy hit the cache")
 	}
-	if c.compile("other", policies) == before {
+	if c.compile("other", policies) == again {
 		t.Error("another namespace hit the cache")
 	}
 

@@ -43,6 +43,9 @@ type protectedInKey struct{}
 // without listing every APIService and webhook, compiling policies or
 // resolving pods.
 func protectedIn(ctx context.Context, r *Review, v cluster.View) []protected {
+	if r.Namespace == "" {
+		return nil // to the view, "" would mean every namespace
+	}
 	return memoize(r, protectedInKey{}, func() []protected { return protectedOf(ctx, v, r.Namespace) })
 }
 
