@@ -341,3 +341,18 @@ func (s *Static) ServiceReferences(ctx context.Context, ns string) ([]ServiceRef
 func (s *Static) CustomResourceDefinitions(context.Context) ([]*apiextensionsv1.CustomResourceDefinition, error) {
 	return list[*apiextensionsv1.CustomResourceDefinition](s, apiextensionsv1.GroupName, "CustomResourceDefinition", ""), nil
 }
+
+// NewStatic builds a view from typed objects, each of a kind in NewScheme(),
+// as tests and callers that already hold objects need.
+func NewStatic(objs ...runtime.Object) (*Static, error) {
+	s := newStatic()
+	scheme := NewScheme()
+	for _, o := range objs {
+		gvks, _, err := scheme.ObjectKinds(o)
+		if err != nil {
+			return nil, fmt.Errorf("%T: %w", o, err)
+		}
+		s.Add(Loaded{Object: o, GVK: gvks[0], Source: "code"})
+	}
+	return s, nil
+}

@@ -278,17 +278,9 @@ func certificate(namespace, name, secretName string, dnsNames ...string) *cmapi.
 // newView builds a static view holding objs, as if read from manifests.
 func newView(t *testing.T, objs ...runtime.Object) *cluster.Static {
 	t.Helper()
-	v, err := cluster.LoadStatic()
+	v, err := cluster.NewStatic(objs...)
 	if err != nil {
-		t.Fatalf("LoadStatic(): %v", err)
-	}
-	scheme := cluster.NewScheme()
-	for _, o := range objs {
-		gvks, _, err := scheme.ObjectKinds(o)
-		if err != nil {
-			t.Fatalf("ObjectKinds(%T): %v", o, err)
-		}
-		v.Add(cluster.Loaded{Object: o, GVK: gvks[0], Source: "test"})
+		t.Fatalf("NewStatic: %v", err)
 	}
 	return v
 }
