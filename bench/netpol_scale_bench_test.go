@@ -1,8 +1,12 @@
 package bench
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"runtime"
 	"slices"
@@ -138,6 +142,40 @@ func BenchmarkNetworkPolicyScale(b *testing.B) {
 		req := npRequest(b, admissionv1.Create, asAdmitted(b, ctx, prometheusPolicy(st.plainNS, "allow-web-scrape",
 			metav1.LabelSelector{MatchLabels: map[string]string{"tier": "web"}})))
 		measure(b, ctx, v, req)
+	})
+	// The same review as the API server sends it: an AdmissionReview body
+	// through the webhook's HTTP handler (envelope checks, controller-runtime's
+	// decoding, the response's encoding), without TLS and network.
+	b.Run("write=no-backend-ns-http", func(b *testing.B) {
+		req := npRequest(b, admissionv1.Create, asAdmitted(b, ctx, prometheusPolicy(st.plainNS, "allow-web-scrape",
+			metav1.LabelSelector{MatchLabels: map[string]string{"tier": "web"}})))
+		body, err := json.Marshal(admissionv1.AdmissionReview{
+			TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
+			Request:  &req.AdmissionRequest,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		h := webhook.Handler(v)
+		post := func() *httptest.ResponseRecorder {
+			rec := httptest.NewRecorder()
+			hr := httptest.NewRequest(http.MethodPost, webhook.ValidatePath, bytes.NewReader(body))
+			hr.Header.Set("Content-Type", "application/json")
+			h.ServeHTTP(rec, hr)
+			return rec
+		}
+		var ar admissionv1.AdmissionReview
+		rec := post()
+		if err := json.Unmarshal(rec.Body.Bytes(), &ar); err != nil || ar.Response == nil || !ar.Response.Allowed || len(ar.Response.Warnings) > 0 {
+			b.Fatalf("warm-up review not clean (%v): %s", err, rec.Body.Bytes())
+		}
+		b.ReportAllocs()
+		percentiles(b, func() {
+			if rec := post(); rec.Code != http.StatusOK {
+				b.Fatalf("HTTP %d", rec.Code)
+			}
+		})
+		b.ReportMetric(float64(len(body)), "body-bytes")
 	})
 }
 

@@ -86,12 +86,13 @@ type factsKey struct{}
 // is not service-backed.
 func factsFor(ctx context.Context, r *Review, v cluster.View) *backendFacts {
 	return memoize(r, factsKey{}, func() *backendFacts {
-		api, ok := r.Object.(*apiregv1.APIService)
+		obj, old := r.Objects()
+		api, ok := obj.(*apiregv1.APIService)
 		if !ok || api == nil || api.Spec.Service == nil {
 			return nil
 		}
 		f := &backendFacts{review: r, view: v, api: api, ref: *api.Spec.Service, port: 443}
-		f.old, _ = r.OldObject.(*apiregv1.APIService)
+		f.old, _ = old.(*apiregv1.APIService)
 		if f.ref.Port != nil {
 			f.port = *f.ref.Port
 		}

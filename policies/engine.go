@@ -72,12 +72,15 @@ func (e *Engine) Evaluate(ctx context.Context, r *Review, v cluster.View) []Find
 	r.compiled = e.compiled
 	r.controlPlaneCIDRs = e.config.ControlPlaneCIDRs
 	var findings []Finding
-	ref := objectRef(r)
+	var ref ObjectRef
 	for _, br := range e.byKind[r.Kind] {
 		if !br.rule.applies(r.Kind, r.Operation) {
 			continue
 		}
 		for _, res := range br.rule.Check(ctx, r, v) {
+			if len(findings) == 0 {
+				ref = objectRef(r)
+			}
 			findings = append(findings, Finding{
 				Rule:    br.rule.Name,
 				Action:  e.config.effective(br.action, res.Advisory),
@@ -107,7 +110,11 @@ func (e *Engine) exempt(r *Review) bool {
 // apiServiceBackend returns the backend reference of the reviewed APIService
 // (new object, else old), or nil.
 func apiServiceBackend(r *Review) *apiregv1.ServiceReference {
-	for _, obj := range []any{r.Object, r.OldObject} {
+	if r.Kind != APIServiceKind {
+		return nil // decoding another kind's objects would find nothing
+	}
+	obj, old := r.Objects()
+	for _, obj := range []any{obj, old} {
 		if as, ok := obj.(*apiregv1.APIService); ok && as != nil && as.Spec.Service != nil {
 			return as.Spec.Service
 		}
@@ -118,7 +125,8 @@ func apiServiceBackend(r *Review) *apiregv1.ServiceReference {
 // objectRef names the reviewed object.
 func objectRef(r *Review) ObjectRef {
 	ref := ObjectRef{Kind: r.Kind.Kind, Namespace: r.Namespace, Name: r.Name}
-	for _, obj := range []any{r.Object, r.OldObject} {
+	obj, old := r.Objects()
+	for _, obj := range []any{obj, old} {
 		if o, ok := obj.(interface {
 			GetObjectKind() schema.ObjectKind
 		}); ok && o != nil {

@@ -39,8 +39,9 @@ type changeKey struct{}
 // are and as they will be. The view holds the state before the write.
 func changeFor(ctx context.Context, r *Review, v cluster.View) *change {
 	return memoize(r, changeKey{}, func() *change {
-		np, _ := r.Object.(*networkingv1.NetworkPolicy)
-		old, _ := r.OldObject.(*networkingv1.NetworkPolicy)
+		obj, oldObj := r.Objects()
+		np, _ := obj.(*networkingv1.NetworkPolicy)
+		old, _ := oldObj.(*networkingv1.NetworkPolicy)
 		if np == nil && old == nil {
 			return nil
 		}

@@ -12,11 +12,16 @@ import (
 // server's validation would reject: an unparsable or non-canonical ipBlock
 // CIDR, an except outside its cidr, an endPort below its port, an invalid
 // selector. An API server never sends such a policy to a validating webhook
-// (validation runs first), so in practice this speaks to the offline check.
+// (validation runs first), so this speaks to the offline check only: a
+// validated review skips it, and does not decode its object for it.
 // The evaluator decides that such a part matches nothing (see policies/netpol);
 // saying so is better than a silent "blocked".
 func invalidParts(r *Review) []Result {
-	np, _ := r.Object.(*networkingv1.NetworkPolicy)
+	if r.Validated {
+		return nil
+	}
+	obj, _ := r.Objects()
+	np, _ := obj.(*networkingv1.NetworkPolicy)
 	if np == nil {
 		return nil
 	}

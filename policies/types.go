@@ -42,10 +42,16 @@ type Review struct {
 	Operation Operation
 	// Kind is the group/kind of the object.
 	Kind schema.GroupKind
-	// Object is the object after the write (nil on DELETE); typed.
+	// Object is the object after the write (nil on DELETE); typed. Rules
+	// read it through Objects, which decodes it first when it is deferred.
 	Object runtime.Object
 	// OldObject is the object before the write (nil on CREATE); typed.
 	OldObject runtime.Object
+	// Validated is true when an API server has already validated Object: in
+	// admission, validating webhooks run after the API server's own
+	// validation, so findings about fields it rejects cannot arise. False for
+	// the offline check, which reads files nobody has validated.
+	Validated bool
 	// Namespace and Name identify the object.
 	Namespace, Name string
 	// User is the requesting user name, when known.
@@ -61,7 +67,37 @@ type Review struct {
 	compiled *compiledSets
 	// controlPlaneCIDRs come from the engine's config.
 	controlPlaneCIDRs []netip.Prefix
+
+	// decode, when set, fills Object and OldObject on first use.
+	decode    func() (obj, old runtime.Object, err error)
+	decodeErr error
 }
+
+// DecodeLazily defers decoding the objects: decode runs the first time a
+// rule asks for them, at most once, and its results become Object and
+// OldObject. A review whose rules never look at the objects (a NetworkPolicy
+// written where nothing protected runs) never pays for decoding them.
+func (r *Review) DecodeLazily(decode func() (obj, old runtime.Object, err error)) {
+	r.decode = decode
+}
+
+// Objects returns Object and OldObject, decoding them first if decoding was
+// deferred. When decoding fails both are nil and DecodeErr says why.
+func (r *Review) Objects() (obj, old runtime.Object) {
+	if d := r.decode; d != nil {
+		r.decode = nil
+		r.Object, r.OldObject, r.decodeErr = d()
+		if r.decodeErr != nil {
+			r.Object, r.OldObject = nil, nil
+		}
+	}
+	return r.Object, r.OldObject
+}
+
+// DecodeErr is the error of the deferred decoding, if it ran and failed. An
+// entry point that defers decoding checks it after evaluation: the findings
+// of a review whose objects could not be decoded mean nothing.
+func (r *Review) DecodeErr() error { return r.decodeErr }
 
 // ObjectRef names the object a finding is about.
 type ObjectRef struct {

@@ -22,8 +22,9 @@ func newDecoder(scheme *runtime.Scheme) *decoder {
 	return &decoder{scheme: scheme}
 }
 
-// review builds the engine's Review from a request. Every error is the
-// client's fault and becomes a 400.
+// review builds the engine's Review from a request, its objects decoded on
+// first use. Every error, here or from the deferred decoding (the Review's
+// DecodeErr), is the client's fault and becomes a 400.
 func (d *decoder) review(req admission.Request) (*policies.Review, error) {
 	gvk := schema.GroupVersionKind{Group: req.Kind.Group, Version: req.Kind.Version, Kind: req.Kind.Kind}
 	kind := gvk.GroupKind()
@@ -47,15 +48,42 @@ func (d *decoder) review(req admission.Request) (*policies.Review, error) {
 	default:
 		return nil, fmt.Errorf("operation %q is not reviewed", req.Operation)
 	}
-	var err error
-	if r.Object, err = d.object(req.Object, gvk, "object", r.Operation != policies.Delete); err != nil {
-		return nil, err
+	for _, o := range []struct {
+		raw      runtime.RawExtension
+		field    string
+		required bool
+	}{
+		{req.Object, "object", r.Operation != policies.Delete},
+		{req.OldObject, "oldObject", r.Operation != policies.Create},
+	} {
+		if o.required && len(o.raw.Raw) == 0 {
+			return nil, fmt.Errorf("request has no %s", o.field)
+		}
 	}
-	if r.OldObject, err = d.object(req.OldObject, gvk, "oldObject", r.Operation != policies.Create); err != nil {
-		return nil, err
+	if !d.scheme.Recognizes(gvk) {
+		return nil, errNotReviewed(kind.String())
 	}
+	// The API server has validated the object before a validating webhook
+	// sees it. Decoding is most of a review's cost, and many reviews (a
+	// NetworkPolicy written where nothing protected runs) need only the
+	// request's namespace and name: decode when a rule first asks.
+	r.Validated = true
+	r.DecodeLazily(func() (obj, old runtime.Object, err error) {
+		if obj, err = d.object(req.Object, gvk, "object"); err != nil {
+			return nil, nil, err
+		}
+		if old, err = d.object(req.OldObject, gvk, "oldObject"); err != nil {
+			return nil, nil, err
+		}
+		return obj, old, nil
+	})
 	if r.Name == "" {
-		r.Name = nameOf(r.Object, r.OldObject)
+		// A name is needed for any finding; only the object has it.
+		obj, old := r.Objects()
+		if err := r.DecodeErr(); err != nil {
+			return nil, err
+		}
+		r.Name = nameOf(obj, old)
 	}
 	return r, nil
 }
@@ -63,11 +91,8 @@ func (d *decoder) review(req admission.Request) (*policies.Review, error) {
 // object decodes one of the request's objects into the Go type of the kind
 // the request names, in a single JSON pass (field names case-sensitive, as
 // the API machinery decodes), and checks the object says it is of that kind.
-func (d *decoder) object(raw runtime.RawExtension, gvk schema.GroupVersionKind, field string, required bool) (runtime.Object, error) {
+func (d *decoder) object(raw runtime.RawExtension, gvk schema.GroupVersionKind, field string) (runtime.Object, error) {
 	if len(raw.Raw) == 0 {
-		if required {
-			return nil, fmt.Errorf("request has no %s", field)
-		}
 		return nil, nil
 	}
 	obj, err := d.scheme.New(gvk)

@@ -64,6 +64,11 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) admission
 	}
 	start := time.Now()
 	findings := v.engine.Evaluate(ctx, review, v.view)
+	if err := review.DecodeErr(); err != nil {
+		logger.Info("rejecting malformed admission request", "error", err.Error())
+		v.count(req, "error")
+		return admission.Errored(http.StatusBadRequest, err)
+	}
 	if v.metrics != nil {
 		v.metrics.duration.WithLabelValues(review.Kind.Kind).Observe(time.Since(start).Seconds())
 	}
@@ -108,10 +113,11 @@ func (v *Validator) record(ctx context.Context, r *policies.Review, findings []p
 
 // eventTarget is the object an Event is about: the new object, else the old.
 func eventTarget(r *policies.Review) runtime.Object {
-	if r.Object != nil {
-		return r.Object
+	obj, old := r.Objects()
+	if obj != nil {
+		return obj
 	}
-	return r.OldObject
+	return old
 }
 
 // eventReason maps an action to the Event reason.
