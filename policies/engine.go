@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 
@@ -20,7 +21,8 @@ import (
 type Engine struct {
 	config   Config
 	rules    []Rule
-	byKind   map[schema.GroupKind][]boundRule
+	byKind   map[schema.GroupKind][]boundRule // validating rules
+	mutators map[schema.GroupKind][]boundRule
 	certs    *certs.Cache
 	compiled *compiledSets
 }
@@ -34,18 +36,23 @@ type boundRule struct {
 // config must have been validated against the same rules (ParseConfig does).
 func NewEngine(config Config, rules []Rule) (*Engine, error) {
 	e := &Engine{config: config, rules: rules, byKind: map[schema.GroupKind][]boundRule{},
-		certs: certs.NewCache(certs.CacheOptions{}), compiled: newCompiledSets()}
+		mutators: map[schema.GroupKind][]boundRule{},
+		certs:    certs.NewCache(certs.CacheOptions{}), compiled: newCompiledSets()}
 	for i := range rules {
 		rule := &rules[i]
-		if rule.Name == "" || rule.Check == nil || len(rule.Kinds) == 0 {
-			return nil, fmt.Errorf("rule %d (%q) needs a name, a check and at least one kind", i, rule.Name)
+		if rule.Name == "" || (rule.Check == nil) == (rule.Mutate == nil) || len(rule.Kinds) == 0 {
+			return nil, fmt.Errorf("rule %d (%q) needs a name, either a check or a mutation, and at least one kind", i, rule.Name)
 		}
 		action := config.actionFor(rule)
 		if action == Off {
 			continue
 		}
+		into := e.byKind
+		if rule.Mutate != nil {
+			into = e.mutators
+		}
 		for _, k := range rule.Kinds {
-			e.byKind[k] = append(e.byKind[k], boundRule{rule: rule, action: action})
+			into[k] = append(into[k], boundRule{rule: rule, action: action})
 		}
 	}
 	return e, nil
@@ -57,8 +64,11 @@ func (e *Engine) Config() Config { return e.config }
 // Rules returns the catalogue the engine was built with, enabled or not.
 func (e *Engine) Rules() []Rule { return e.rules }
 
-// Handles reports whether any enabled rule reviews kind.
+// Handles reports whether any enabled validating rule reviews kind.
 func (e *Engine) Handles(kind schema.GroupKind) bool { return len(e.byKind[kind]) > 0 }
+
+// Mutates reports whether any enabled mutating rule reviews kind.
+func (e *Engine) Mutates(kind schema.GroupKind) bool { return len(e.mutators[kind]) > 0 }
 
 // Evaluate runs every enabled rule that applies to the review and returns all
 // findings, in catalogue order. Nothing is returned for exempt namespaces.
@@ -66,11 +76,7 @@ func (e *Engine) Evaluate(ctx context.Context, r *Review, v cluster.View) []Find
 	if e.exempt(r) {
 		return nil
 	}
-	r.now()
-	r.memo = nil // look-ups are per evaluation: a reused Review starts afresh
-	r.certs = e.certs
-	r.compiled = e.compiled
-	r.controlPlaneCIDRs = e.config.ControlPlaneCIDRs
+	e.prepare(r)
 	var findings []Finding
 	var ref ObjectRef
 	for _, br := range e.byKind[r.Kind] {
@@ -92,6 +98,47 @@ func (e *Engine) Evaluate(ctx context.Context, r *Review, v cluster.View) []Find
 		}
 	}
 	return findings
+}
+
+// prepare resets a review's per-evaluation state and hands it the engine's
+// caches and settings.
+func (e *Engine) prepare(r *Review) {
+	r.now()
+	r.memo = nil // look-ups are per evaluation: a reused Review starts afresh
+	r.certs = e.certs
+	r.compiled = e.compiled
+	r.controlPlaneCIDRs = e.config.ControlPlaneCIDRs
+}
+
+// Mutate runs every enabled mutating rule that applies to the review, in
+// catalogue order, on a copy of the review's object. It returns that copy
+// with the changes made (nil when the review has no object or is exempt) and
+// the findings, each at most Warn. A rule whose action is Audit reports what
+// it would change and changes nothing. The caller compares the copy with the
+// object to know whether anything changed.
+func (e *Engine) Mutate(ctx context.Context, r *Review, v cluster.View) (runtime.Object, []Finding) {
+	obj, _ := r.Objects()
+	if obj == nil || e.exempt(r) {
+		return nil, nil
+	}
+	e.prepare(r)
+	out := obj.DeepCopyObject()
+	var findings []Finding
+	for _, br := range e.mutators[r.Kind] {
+		if !br.rule.applies(r.Kind, r.Operation) {
+			continue
+		}
+		action := e.config.effective(br.action, true)
+		target := out
+		if action == Audit {
+			target = out.DeepCopyObject() // report, do not change
+		}
+		for _, res := range br.rule.Mutate(ctx, r, v, target) {
+			findings = append(findings, Finding{Rule: br.rule.Name, Action: action, Object: objectRef(r),
+				Message: res.Message, Fix: res.Fix, Detail: res.Detail})
+		}
+	}
+	return out, findings
 }
 
 // exempt reports whether the review concerns an exempt namespace: the object's

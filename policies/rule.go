@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"apiservice-guard.io/apiservice-guard/cluster"
@@ -12,6 +13,12 @@ import (
 // CheckFunc is a rule's logic: a pure function of the review and the cluster
 // view. It returns nothing when the write is fine.
 type CheckFunc func(ctx context.Context, r *Review, v cluster.View) []Result
+
+// MutateFunc is a mutating rule's logic. obj is a copy of the object the
+// write will store, as the mutating rules before this one left it; the rule
+// changes it in place and reports what it changed, or why it could not. A
+// mutating rule never denies.
+type MutateFunc func(ctx context.Context, r *Review, v cluster.View, obj runtime.Object) []Result
 
 // Rule is one named check with its default action.
 type Rule struct {
@@ -26,8 +33,11 @@ type Rule struct {
 	Kinds []schema.GroupKind
 	// Operations are the operations the rule reviews; empty means all.
 	Operations []Operation
-	// Check is the rule's logic.
+	// Check is a validating rule's logic. A rule has Check or Mutate.
 	Check CheckFunc
+	// Mutate is a mutating rule's logic. Its findings are at most Warn; when
+	// its action is Audit the change is reported and not made.
+	Mutate MutateFunc
 }
 
 // applies reports whether the rule reviews this kind and operation.

@@ -56,6 +56,9 @@ type Review struct {
 	Namespace, Name string
 	// User is the requesting user name, when known.
 	User string
+	// FieldManager is the write's field manager, when the request names one
+	// (kubectl: "kubectl-client-side-apply", "kubectl", ...).
+	FieldManager string
 	// DryRun is true for dry-run requests: nothing is recorded.
 	DryRun bool
 	// Now is the evaluation time; zero means time.Now().
