@@ -76,9 +76,19 @@ type CA struct {
 	Secret string
 }
 
-// ErrNoCA wraps every reason a source yields no CA; the message names the
-// object at fault.
+// ErrNoCA is wrapped by every reason a source yields no CA. The error's
+// message is only the reason, which names the object at fault.
 var ErrNoCA = errors.New("no CA")
+
+// noCAError is a reason for ErrNoCA.
+type noCAError struct{ msg string }
+
+func (e *noCAError) Error() string { return e.msg }
+func (e *noCAError) Unwrap() error { return ErrNoCA }
+
+func noCAf(format string, args ...any) error {
+	return &noCAError{msg: fmt.Sprintf(format, args...)}
+}
 
 // ReadCA reads the CA of src under cainjector's rules. A Certificate's CA is
 // the ca.crt of its spec.secretName Secret, which must carry the
@@ -93,7 +103,7 @@ func ReadCA(ctx context.Context, r CAReader, src CASource) (*CA, error) {
 			return nil, noCA(src.String(), err)
 		}
 		if crt.Spec.SecretName == "" {
-			return nil, fmt.Errorf("%w: %s has no spec.secretName", ErrNoCA, src)
+			return nil, noCAf("%s has no spec.secretName", src)
 		}
 		secretName = crt.Spec.SecretName
 	}
@@ -104,17 +114,17 @@ func ReadCA(ctx context.Context, r CAReader, src CASource) (*CA, error) {
 	where := "Secret " + secretNS + "/" + secretName
 	switch {
 	case src.FromSecret() && secret.Annotations[cmapi.AllowsInjectionFromSecretAnnotation] != "true":
-		return nil, fmt.Errorf("%w: %s is not annotated %s: \"true\"", ErrNoCA, where, cmapi.AllowsInjectionFromSecretAnnotation)
+		return nil, noCAf("%s is not annotated %s: \"true\"", where, cmapi.AllowsInjectionFromSecretAnnotation)
 	case !src.FromSecret() && secret.Annotations[cmapi.CertificateNameKey] != src.Name:
-		return nil, fmt.Errorf("%w: %s is not annotated %s: %s, so it is not %s's", ErrNoCA, where, cmapi.CertificateNameKey, src.Name, src)
+		return nil, noCAf("%s is not annotated %s: %s, so it is not %s's", where, cmapi.CertificateNameKey, src.Name, src)
 	}
 	data, found := secret.Data[CAKey]
 	if !found || len(data) == 0 {
-		return nil, fmt.Errorf("%w: %s has no %s", ErrNoCA, where, CAKey)
+		return nil, noCAf("%s has no %s", where, CAKey)
 	}
 	certs, err := ParseBundle(data)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s %s: %v", ErrNoCA, where, CAKey, err)
+		return nil, noCAf("%s %s: %v", where, CAKey, err)
 	}
 	return &CA{Certs: certs, Secret: secretNS + "/" + secretName}, nil
 }
@@ -123,10 +133,10 @@ func ReadCA(ctx context.Context, r CAReader, src CASource) (*CA, error) {
 func noCA(what string, err error) error {
 	switch {
 	case apierrors.IsNotFound(err):
-		return fmt.Errorf("%w: %s not found", ErrNoCA, what)
+		return noCAf("%s not found", what)
 	case apierrors.IsForbidden(err):
-		return fmt.Errorf("%w: reading %s is forbidden: %v", ErrNoCA, what, err)
+		return noCAf("reading %s is forbidden: %v", what, err)
 	default:
-		return fmt.Errorf("%w: reading %s: %v", ErrNoCA, what, err)
+		return noCAf("reading %s: %v", what, err)
 	}
 }

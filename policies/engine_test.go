@@ -28,6 +28,8 @@ func TestDefaultRules(t *testing.T) {
 		{"apiservice-auth-delegation", policies.Warn},
 		{"apiservice-firewall-port", policies.Warn},
 		{"apiservice-unreachable", policies.Warn},
+		{"apiservice-cabundle-inject", policies.Warn},
+		{"apiservice-cabundle-preserve", policies.Warn},
 		{"networkpolicy-blocks-apiservice", policies.Enforce},
 		{"networkpolicy-blocks-webhook", policies.Warn},
 		{"networkpolicy-blocks-konnectivity", policies.Warn},
@@ -35,14 +37,17 @@ func TestDefaultRules(t *testing.T) {
 	var got []verdict
 	for _, r := range policies.DefaultRules() {
 		got = append(got, verdict{r.Name, r.Default})
-		if r.Summary == "" || r.Check == nil {
-			t.Errorf("rule %s lacks a summary or a check", r.Name)
+		if r.Summary == "" || (r.Check == nil) == (r.Mutate == nil) {
+			t.Errorf("rule %s lacks a summary, or has not exactly one of check and mutation", r.Name)
 		}
 		// APIService rules review CREATE and UPDATE; NetworkPolicy rules
 		// every operation (a DELETE can remove the only allow).
 		wantKinds, wantOps := []schema.GroupKind{policies.APIServiceKind}, []policies.Operation{policies.Create, policies.Update}
-		if strings.HasPrefix(r.Name, "networkpolicy-") {
+		switch {
+		case strings.HasPrefix(r.Name, "networkpolicy-"):
 			wantKinds, wantOps = []schema.GroupKind{policies.NetworkPolicyKind}, nil
+		case r.Name == "apiservice-cabundle-preserve":
+			wantOps = []policies.Operation{policies.Update} // only an UPDATE can empty a caBundle
 		}
 		if diff := cmp.Diff(wantKinds, r.Kinds); diff != "" {
 			t.Errorf("rule %s kinds (-want +got):\n%s", r.Name, diff)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -37,6 +38,15 @@ func (d *decoder) review(req admission.Request) (*policies.Review, error) {
 		Name:      req.Name,
 		User:      req.UserInfo.Username,
 		DryRun:    req.DryRun != nil && *req.DryRun,
+	}
+	if len(req.Options.Raw) > 0 {
+		// CreateOptions, UpdateOptions and PatchOptions all carry fieldManager;
+		// PatchOptions has every field of the others.
+		var opts metav1.PatchOptions
+		if err := sigsjson.UnmarshalCaseSensitivePreserveInts(req.Options.Raw, &opts); err != nil {
+			return nil, fmt.Errorf("decoding options: %w", err)
+		}
+		r.FieldManager = opts.FieldManager
 	}
 	switch req.Operation {
 	case admissionv1.Create:

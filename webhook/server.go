@@ -7,8 +7,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
-// ValidatePath is where the validating webhook is served.
-const ValidatePath = "/validate"
+// Paths the webhooks are served at.
+const (
+	// ValidatePath is where the validating webhook is served.
+	ValidatePath = "/validate"
+	// MutatePath is where the mutating webhook is served.
+	MutatePath = "/mutate"
+)
 
 // Register serves the validator on srv at ValidatePath, behind the strict
 // envelope check, with panics recovered into 500 responses.
@@ -16,8 +21,14 @@ func Register(srv ctrlwebhook.Server, v *Validator) {
 	srv.Register(ValidatePath, Handler(v))
 }
 
-// Handler returns the HTTP handler for a validator, as Register serves it.
-func Handler(v *Validator) http.Handler {
-	hook := &admission.Webhook{Handler: v}
+// RegisterMutator serves the mutator on srv at MutatePath, like Register.
+func RegisterMutator(srv ctrlwebhook.Server, m *Mutator) {
+	srv.Register(MutatePath, Handler(m))
+}
+
+// Handler returns the HTTP handler for a validator or a mutator, as Register
+// serves it.
+func Handler(h admission.Handler) http.Handler {
+	hook := &admission.Webhook{Handler: h}
 	return strictReviews(hook.WithRecoverPanic(true))
 }

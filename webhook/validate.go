@@ -18,9 +18,14 @@ import (
 // rules for, CREATE, UPDATE and DELETE. It needs old and new objects and spans
 // kinds, so it is a raw admission.Handler rather than a typed Validator[T].
 type Validator struct {
-	engine   *policies.Engine
-	view     cluster.View
-	decoder  *decoder
+	engine  *policies.Engine
+	view    cluster.View
+	decoder *decoder
+	findingRecorder
+}
+
+// findingRecorder logs, counts and emits Events for findings, for both handlers.
+type findingRecorder struct {
 	recorder events.EventRecorder
 	metrics  *Metrics
 }
@@ -46,7 +51,8 @@ func NewValidator(o ValidatorOptions) *Validator {
 	if o.Scheme == nil {
 		o.Scheme = cluster.NewScheme()
 	}
-	return &Validator{engine: o.Engine, view: o.View, decoder: newDecoder(o.Scheme), recorder: o.Recorder, metrics: o.Metrics}
+	return &Validator{engine: o.Engine, view: o.View, decoder: newDecoder(o.Scheme),
+		findingRecorder: findingRecorder{recorder: o.Recorder, metrics: o.Metrics}}
 }
 
 // Handle implements admission.Handler.
@@ -82,7 +88,7 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) admission
 	return resp
 }
 
-func (v *Validator) count(req admission.Request, verdict string) {
+func (v *findingRecorder) count(req admission.Request, verdict string) {
 	if v.metrics != nil {
 		v.metrics.requests.WithLabelValues(req.Kind.Kind, string(req.Operation), verdict).Inc()
 	}
@@ -90,7 +96,7 @@ func (v *Validator) count(req admission.Request, verdict string) {
 
 // record logs every finding, counts it, and emits an Event on the object
 // unless the request is a dry run.
-func (v *Validator) record(ctx context.Context, r *policies.Review, findings []policies.Finding) {
+func (v *findingRecorder) record(ctx context.Context, r *policies.Review, findings []policies.Finding) {
 	logger := log.FromContext(ctx)
 	for _, f := range findings {
 		logger.Info("policy finding", "rule", f.Rule, "action", string(f.Action),

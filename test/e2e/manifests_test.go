@@ -50,4 +50,8 @@ func TestManifestsAreAccepted(t *testing.T) {
 			t.Errorf("rendered overlay lacks %q", want)
 		}
 	}
+	// Both webhook configurations, validating and mutating, get the CA.
+	if n := strings.Count(rendered, "cert-manager.io/inject-ca-from: apiservice-guard-system/apiservice-guard-webhook"); n != 2 {
+		t.Errorf("rendered overlay annotates %d webhook configurations for CA injection, want 2", n)
+	}
 }

@@ -137,10 +137,12 @@ func wire(ctx context.Context, mgr manager.Manager, engine *policies.Engine) err
 	if err != nil {
 		return err
 	}
-	webhook.Register(mgr.GetWebhookServer(), webhook.NewValidator(webhook.ValidatorOptions{
+	hookOpts := webhook.ValidatorOptions{
 		Engine: engine, View: live, Scheme: mgr.GetScheme(),
 		Recorder: mgr.GetEventRecorder("apiservice-guard"), Metrics: m,
-	}))
+	}
+	webhook.Register(mgr.GetWebhookServer(), webhook.NewValidator(hookOpts))
+	webhook.RegisterMutator(mgr.GetWebhookServer(), webhook.NewMutator(hookOpts))
 	var synced atomic.Bool
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		if live.WaitForCacheSync(ctx) {
