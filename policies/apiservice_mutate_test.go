@@ -57,8 +57,12 @@ func TestCABundleInject(t *testing.T) {
 		mentions     []string // in the finding; none expected when empty
 	}{
 		{
-			name:       "empty caBundle and insecureSkipTLSVerify: set and cleared",
-			setup:      func(f *fixture) { f.api.Spec.CABundle = nil; f.api.Spec.InsecureSkipTLSVerify = true; f.injectFrom(caPEM) },
+			name: "empty caBundle and insecureSkipTLSVerify: set and cleared",
+			setup: func(f *fixture) {
+				f.api.Spec.CABundle = nil
+				f.api.Spec.InsecureSkipTLSVerify = true
+				f.injectFrom(caPEM)
+			},
 			wantBundle: caPEM,
 			mentions:   []string{"caBundle set from ca.crt of Secret keda/keda-serving-tls", "insecureSkipTLSVerify cleared"},
 		},
@@ -233,7 +237,7 @@ func TestCABundlePreserve(t *testing.T) {
 			mentions: []string{"Available with"},
 		},
 		{
-			name:  "no serving certificate found, not Available",
+			name: "no serving certificate found, not Available",
 			setup: func(f *fixture) {
 				f.secrets = nil
 				f.stored.Status.Conditions = nil
