@@ -45,9 +45,10 @@ func (s CASource) String() string {
 
 // CASourceOf returns the CA source that annotations declare. ok is false when
 // they declare none. A malformed value is an error that quotes it. When both
-// annotations are set, inject-ca-from wins, as in cert-manager's cainjector.
+// annotations are set, inject-ca-from-secret wins, as in cert-manager's
+// cainjector, which asks its Secret source before its Certificate source.
 func CASourceOf(annotations map[string]string) (src CASource, ok bool, err error) {
-	for _, key := range []string{cmapi.WantInjectAnnotation, cmapi.WantInjectFromSecretAnnotation} {
+	for _, key := range []string{cmapi.WantInjectFromSecretAnnotation, cmapi.WantInjectAnnotation} {
 		value, set := annotations[key]
 		if !set {
 			continue
