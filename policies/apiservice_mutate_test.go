@@ -50,11 +50,10 @@ func TestCABundleInject(t *testing.T) {
 	caPEM := p.ca.CertPEM()
 	both := certs.EncodePEM(p.otherCA.Cert, p.ca.Cert)
 	tests := []struct {
-		name         string
-		setup        func(*fixture)
-		wantBundle   []byte // nil: unchanged
-		wantInsecure bool
-		mentions     []string // in the finding; none expected when empty
+		name       string
+		setup      func(*fixture)
+		wantBundle []byte   // nil: unchanged
+		mentions   []string // in the finding; none expected when empty
 	}{
 		{
 			name: "empty caBundle and insecureSkipTLSVerify: set and cleared",
