@@ -33,6 +33,7 @@ func apiServiceRules() []Rule {
 		authDelegationRule(),
 		firewallPortRule(),
 		unreachableRule(),
+		caBundleChurnRule(),
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -31,6 +32,9 @@ const (
 //	rules:                   # default: each rule's own default action
 //	  apiservice-insecure-skip-tls: Off
 //	  apiservice-port-mismatch: Warn
+//	caBundleChurn:           # apiservice-cabundle-churn
+//	  window: 10m            # default 10m
+//	  replacements: 3        # default 3, from 2 to 64
 type Config struct {
 	// Mode is the global mode. Default ModeEnforce.
 	Mode Mode
@@ -43,6 +47,46 @@ type Config struct {
 	// what the cluster shows (e.g. GKE's master-ipv4-cidr); set from the
 	// --control-plane-cidr flag, not the file. Default: none.
 	ControlPlaneCIDRs []netip.Prefix
+	// CABundleChurn tunes apiservice-cabundle-churn. Zero fields mean the
+	// defaults (window 10m, 3 replacements).
+	CABundleChurn ChurnConfig
+}
+
+// ChurnConfig says when caBundle replacements of one APIService are a fight:
+// Replacements or more within Window, the write under review included, by two
+// or more field managers.
+type ChurnConfig struct {
+	// Window is how far back replacements count. Default 10m; must be > 0.
+	Window time.Duration
+	// Replacements is how many replacements within Window make a finding.
+	// Default 3; from 2 to 64 (the guard remembers 64 per APIService).
+	Replacements int
+}
+
+// Bounds and defaults of ChurnConfig.
+const (
+	defaultChurnWindow       = 10 * time.Minute
+	defaultChurnReplacements = 3
+	minChurnReplacements     = 2
+	maxChurnReplacements     = 64
+)
+
+// withDefaults fills in zero fields and checks the bounds.
+func (c ChurnConfig) withDefaults() (ChurnConfig, error) {
+	if c.Window == 0 {
+		c.Window = defaultChurnWindow
+	}
+	if c.Replacements == 0 {
+		c.Replacements = defaultChurnReplacements
+	}
+	if c.Window < 0 {
+		return ChurnConfig{}, fmt.Errorf("caBundleChurn.window: %s is not positive", c.Window)
+	}
+	if c.Replacements < minChurnReplacements || c.Replacements > maxChurnReplacements {
+		return ChurnConfig{}, fmt.Errorf("caBundleChurn.replacements: %d is out of range, want %d to %d",
+			c.Replacements, minChurnReplacements, maxChurnReplacements)
+	}
+	return c, nil
 }
 
 // actionFor returns the configured action of a rule, else its default.
@@ -70,6 +114,7 @@ type fileConfig struct {
 	Mode             string    `yaml:"mode"`
 	ExemptNamespaces []string  `yaml:"exemptNamespaces"`
 	Rules            yaml.Node `yaml:"rules"`
+	CABundleChurn    yaml.Node `yaml:"caBundleChurn"`
 }
 
 // LoadConfig reads and validates a config file against the rule catalogue.
@@ -121,7 +166,67 @@ func ParseConfig(data []byte, rules []Rule) (Config, error) {
 		return Config{}, err
 	}
 	cfg.Rules = actions
+	if cfg.CABundleChurn, err = parseChurnConfig(&fc.CABundleChurn); err != nil {
+		return Config{}, err
+	}
 	return cfg, nil
+}
+
+// parseChurnConfig reads the caBundleChurn mapping; what it leaves out stays
+// zero, which means the default.
+func parseChurnConfig(node *yaml.Node) (ChurnConfig, error) {
+	var c ChurnConfig
+	if node.Kind == 0 || node.Tag == "!!null" {
+		return c, nil
+	}
+	if node.Kind != yaml.MappingNode {
+		return c, fmt.Errorf("line %d: caBundleChurn: must be a mapping with window and replacements", node.Line)
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		key, val := node.Content[i], node.Content[i+1]
+		field := "caBundleChurn." + key.Value
+		if seen[key.Value] {
+			return ChurnConfig{}, fmt.Errorf("line %d: %s: field listed twice", key.Line, field)
+		}
+		seen[key.Value] = true
+		var err error
+		switch key.Value {
+		case "window":
+			c.Window, err = parseChurnWindow(val)
+		case "replacements":
+			c.Replacements, err = parseChurnReplacements(val)
+		default:
+			err = errors.New("unknown field, want window or replacements")
+			val = key
+		}
+		if err != nil {
+			return ChurnConfig{}, fmt.Errorf("line %d: %s: %w", val.Line, field, err)
+		}
+	}
+	return c, nil
+}
+
+func parseChurnWindow(val *yaml.Node) (time.Duration, error) {
+	d, err := time.ParseDuration(val.Value)
+	if err != nil || val.Kind != yaml.ScalarNode {
+		return 0, fmt.Errorf("%q is not a Go duration such as 10m", val.Value)
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("%s is not positive", val.Value)
+	}
+	return d, nil
+}
+
+func parseChurnReplacements(val *yaml.Node) (int, error) {
+	var n int
+	if val.Kind != yaml.ScalarNode || val.ShortTag() != "!!int" || val.Decode(&n) != nil {
+		return 0, fmt.Errorf("%q is not a whole number", val.Value)
+	}
+	if n < minChurnReplacements || n > maxChurnReplacements {
+		return 0, fmt.Errorf("%d is out of range, want %d to %d", n, minChurnReplacements, maxChurnReplacements)
+	}
+	return n, nil
 }
 
 // parseRuleActions reads the rules mapping: rule name -> action.

@@ -85,6 +85,51 @@ rules:
 			in:      "exemptNamespaces: [dev, Kube_System]\n",
 			wantErr: []string{"exemptNamespaces[1]", `"Kube_System"`},
 		},
+		{
+			name: "caBundleChurn",
+			in:   "caBundleChurn:\n  window: 1h30m\n  replacements: 64\n",
+			want: policies.Config{Mode: policies.ModeEnforce,
+				CABundleChurn: policies.ChurnConfig{Window: 90 * time.Minute, Replacements: 64}},
+		},
+		{
+			name: "caBundleChurn: what is left out stays zero (the default)",
+			in:   "caBundleChurn:\n  replacements: 2\n",
+			want: policies.Config{Mode: policies.ModeEnforce, CABundleChurn: policies.ChurnConfig{Replacements: 2}},
+		},
+		{name: "caBundleChurn empty", in: "caBundleChurn:\n", want: policies.Config{Mode: policies.ModeEnforce}},
+		{
+			name:    "caBundleChurn: unparsable window",
+			in:      "mode: audit\ncaBundleChurn:\n  window: ten minutes\n",
+			wantErr: []string{"line 3", "caBundleChurn.window", `"ten minutes"`, "duration"},
+		},
+		{
+			name:    "caBundleChurn: window without unit",
+			in:      "caBundleChurn:\n  window: 600\n",
+			wantErr: []string{"line 2", "caBundleChurn.window", `"600"`},
+		},
+		{name: "caBundleChurn: zero window", in: "caBundleChurn:\n  window: 0s\n", wantErr: []string{"line 2", "caBundleChurn.window", "not positive"}},
+		{name: "caBundleChurn: negative window", in: "caBundleChurn:\n  window: -5m\n", wantErr: []string{"line 2", "not positive"}},
+		{name: "caBundleChurn: window not a scalar", in: "caBundleChurn:\n  window: [10m]\n", wantErr: []string{"line 2", "caBundleChurn.window"}},
+		{
+			name:    "caBundleChurn: one replacement",
+			in:      "caBundleChurn:\n  window: 10m\n  replacements: 1\n",
+			wantErr: []string{"line 3", "caBundleChurn.replacements", "1 is out of range, want 2 to 64"},
+		},
+		{name: "caBundleChurn: 65 replacements", in: "caBundleChurn:\n  replacements: 65\n", wantErr: []string{"line 2", "65 is out of range"}},
+		{name: "caBundleChurn: replacements not a number", in: "caBundleChurn:\n  replacements: three\n", wantErr: []string{"line 2", `"three" is not a whole number`}},
+		{name: "caBundleChurn: replacements quoted", in: "caBundleChurn:\n  replacements: \"3\"\n", wantErr: []string{"line 2", "caBundleChurn.replacements"}},
+		{name: "caBundleChurn: replacements fractional", in: "caBundleChurn:\n  replacements: 3.5\n", wantErr: []string{"line 2", "caBundleChurn.replacements"}},
+		{
+			name:    "caBundleChurn: unknown field",
+			in:      "caBundleChurn:\n  window: 10m\n  replacement: 3\n",
+			wantErr: []string{"line 3", "caBundleChurn.replacement", "unknown field"},
+		},
+		{
+			name:    "caBundleChurn: field listed twice",
+			in:      "caBundleChurn:\n  window: 10m\n  window: 5m\n",
+			wantErr: []string{"line 3", "caBundleChurn.window", "twice"},
+		},
+		{name: "caBundleChurn not a mapping", in: "caBundleChurn: 10m\n", wantErr: []string{"line 1", "caBundleChurn", "mapping"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -235,5 +280,67 @@ func TestModeAuditMismatch(t *testing.T) {
 				t.Errorf("findings (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestCABundleChurnConfig runs the same caBundle fight through engines built
+// from several configs: alpha and beta each replacing it once a minute.
+func TestCABundleChurnConfig(t *testing.T) {
+	const churn = "apiservice-cabundle-churn"
+	tests := []struct {
+		name   string
+		config string
+		writes int
+		every  time.Duration
+		want   bool // the last write warns
+	}{
+		{name: "defaults: third write", writes: 3, every: time.Minute, want: true},
+		{name: "defaults: second write", writes: 2, every: time.Minute},
+		{name: "defaults: too slow for the window", writes: 10, every: 5 * time.Minute},
+		{name: "two replacements", config: "caBundleChurn:\n  replacements: 2\n", writes: 2, every: time.Minute, want: true},
+		{name: "more replacements", config: "caBundleChurn:\n  replacements: 5\n", writes: 4, every: time.Minute},
+		{name: "longer window", config: "caBundleChurn:\n  window: 1h\n", writes: 3, every: 20 * time.Minute, want: true},
+		{name: "shorter window", config: "caBundleChurn:\n  window: 90s\n", writes: 3, every: time.Minute},
+		{name: "rule off", config: "rules:\n  apiservice-cabundle-churn: Off\n", writes: 10, every: time.Second},
+	}
+	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := policies.ParseConfig([]byte(tc.config), policies.DefaultRules())
+			if err != nil {
+				t.Fatalf("ParseConfig: %v", err)
+			}
+			e, v := mustEngine(t, cfg), newView(t)
+			bundles := [][]byte{[]byte("bundle A"), []byte("bundle B")}
+			var got []policies.Finding
+			for i := range tc.writes {
+				old := apiService(kedaAPI, kedaNS, kedaSvc, asCABundle(bundles[(i+1)%2]))
+				api := apiService(kedaAPI, kedaNS, kedaSvc, asCABundle(bundles[i%2]))
+				r := updateReview(old, api, t0.Add(time.Duration(i)*tc.every))
+				r.FieldManager = []string{"alpha", "beta"}[i%2]
+				got = ruleFindings(e.Evaluate(t.Context(), r, v), churn)
+			}
+			if warned := len(got) > 0; warned != tc.want {
+				t.Errorf("last write warned = %v, want %v (%v)", warned, tc.want, got)
+			}
+		})
+	}
+}
+
+func TestNewEngineRejectsBadChurnConfig(t *testing.T) {
+	for _, c := range []policies.ChurnConfig{
+		{Window: -time.Minute},
+		{Replacements: 1},
+		{Replacements: 65},
+		{Replacements: -3},
+	} {
+		if _, err := policies.NewEngine(policies.Config{CABundleChurn: c}, policies.DefaultRules()); err == nil || !strings.Contains(err.Error(), "caBundleChurn") {
+			t.Errorf("NewEngine(%+v) error = %v, want one naming caBundleChurn", c, err)
+		}
+	}
+	for _, c := range []policies.ChurnConfig{{}, {Window: time.Second, Replacements: 2}, {Replacements: 64}} {
+		if _, err := policies.NewEngine(policies.Config{CABundleChurn: c}, policies.DefaultRules()); err != nil {
+			t.Errorf("NewEngine(%+v): %v", c, err)
+		}
 	}
 }

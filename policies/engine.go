@@ -17,7 +17,9 @@ import (
 // Engine evaluates every enabled rule for a review. It is safe for concurrent
 // use: besides its configuration it holds only content-addressed caches,
 // which never change an answer: parsed and verified certificates, and the
-// compiled NetworkPolicies of recently written namespaces.
+// compiled NetworkPolicies of recently written namespaces. The one piece of
+// history that does change answers is the bounded record of recent caBundle
+// replacements that apiservice-cabundle-churn keeps.
 type Engine struct {
 	config   Config
 	rules    []Rule
@@ -25,6 +27,7 @@ type Engine struct {
 	mutators map[schema.GroupKind][]boundRule
 	certs    *certs.Cache
 	compiled *compiledSets
+	churn    *churnTracker
 }
 
 type boundRule struct {
@@ -35,9 +38,14 @@ type boundRule struct {
 // NewEngine builds an engine running rules with the actions from config. The
 // config must have been validated against the same rules (ParseConfig does).
 func NewEngine(config Config, rules []Rule) (*Engine, error) {
+	churn, err := config.CABundleChurn.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	e := &Engine{config: config, rules: rules, byKind: map[schema.GroupKind][]boundRule{},
 		mutators: map[schema.GroupKind][]boundRule{},
-		certs:    certs.NewCache(certs.CacheOptions{}), compiled: newCompiledSets()}
+		certs:    certs.NewCache(certs.CacheOptions{}), compiled: newCompiledSets(),
+		churn: newChurnTracker(churn, churnTrackedAPIServices)}
 	for i := range rules {
 		rule := &rules[i]
 		if rule.Name == "" || (rule.Check == nil) == (rule.Mutate == nil) || len(rule.Kinds) == 0 {
@@ -107,6 +115,7 @@ func (e *Engine) prepare(r *Review) {
 	r.memo = nil // look-ups are per evaluation: a reused Review starts afresh
 	r.certs = e.certs
 	r.compiled = e.compiled
+	r.churn = e.churn
 	r.controlPlaneCIDRs = e.config.ControlPlaneCIDRs
 }
 

@@ -28,6 +28,7 @@ func TestDefaultRules(t *testing.T) {
 		{"apiservice-auth-delegation", policies.Warn},
 		{"apiservice-firewall-port", policies.Warn},
 		{"apiservice-unreachable", policies.Warn},
+		{"apiservice-cabundle-churn", policies.Warn},
 		{"apiservice-cabundle-inject", policies.Warn},
 		{"apiservice-cabundle-preserve", policies.Warn},
 		{"networkpolicy-blocks-apiservice", policies.Enforce},
@@ -48,6 +49,8 @@ func TestDefaultRules(t *testing.T) {
 			wantKinds, wantOps = []schema.GroupKind{policies.NetworkPolicyKind}, nil
 		case r.Name == "apiservice-cabundle-preserve":
 			wantOps = []policies.Operation{policies.Update} // only an UPDATE can empty a caBundle
+		case r.Name == "apiservice-cabundle-churn":
+			wantOps = []policies.Operation{policies.Update} // only an UPDATE replaces a caBundle
 		}
 		if diff := cmp.Diff(wantKinds, r.Kinds); diff != "" {
 			t.Errorf("rule %s kinds (-want +got):\n%s", r.Name, diff)

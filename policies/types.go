@@ -68,6 +68,8 @@ type Review struct {
 	certs *certs.Cache // set by the engine; nil caches nothing
 	// compiled is set by the engine; nil caches nothing.
 	compiled *compiledSets
+	// churn is set by the engine; nil records and reports no churn.
+	churn *churnTracker
 	// controlPlaneCIDRs come from the engine's config.
 	controlPlaneCIDRs []netip.Prefix
 
