@@ -75,7 +75,13 @@ func checkCABundleChurn(_ context.Context, r *Review, _ cluster.View) []Result {
 		return nil
 	}
 	e := churnEvent{at: r.now(), manager: caBundleWriter(r, api)}
-	events := r.churn.observe(api.Name, e, !r.DryRun)
+	events := r.churn.observe(api.Name, e, false)
+	if !r.DryRun {
+		// Remembered only if the write goes through: a write another rule
+		// denies replaced nothing.
+		tracker := r.churn
+		r.onAllowed = append(r.onAllowed, func() { tracker.observe(api.Name, e, true) })
+	}
 	managers := countManagers(events)
 	if len(events) < r.churn.replacements || len(managers) < 2 {
 		return nil

@@ -4,6 +4,7 @@ package policies
 // itself is tested through Engine.Evaluate, as the webhook calls it.
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 
 	"apiservice-guard.io/apiservice-guard/cluster"
@@ -202,7 +204,7 @@ func TestCABundleChurnRule(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e, err := NewEngine(tc.config, DefaultRules())
+			e, err := NewEngine(tc.config, []Rule{caBundleChurnRule()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -288,7 +290,7 @@ func ptrTo[T any](v T) *T { return &v }
 // TestCABundleChurnNotReviewed: creates, and APIServices served locally, are
 // neither reported nor recorded.
 func TestCABundleChurnNotReviewed(t *testing.T) {
-	e, err := NewEngine(Config{CABundleChurn: ChurnConfig{Replacements: 2}}, DefaultRules())
+	e, err := NewEngine(Config{CABundleChurn: ChurnConfig{Replacements: 2}}, []Rule{caBundleChurnRule()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -654,5 +656,40 @@ func TestShortDuration(t *testing.T) {
 		if got := shortDuration(d); got != want {
 			t.Errorf("shortDuration(%s) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// TestCABundleChurnDeniedWriteNotRecorded: a write that another rule denies
+// replaced nothing, so it is not remembered.
+func TestCABundleChurnDeniedWriteNotRecorded(t *testing.T) {
+	deny := Rule{Name: "deny-bundle-x", Default: Enforce, Summary: "test", Kinds: []schema.GroupKind{APIServiceKind},
+		Check: func(_ context.Context, r *Review, _ cluster.View) []Result {
+			if obj, _ := r.Objects(); string(obj.(*apiregv1.APIService).Spec.CABundle) == "x" {
+				return []Result{{Message: "no"}}
+			}
+			return nil
+		}}
+	e, err := NewEngine(Config{CABundleChurn: ChurnConfig{Replacements: 3}}, []Rule{caBundleChurnRule(), deny})
+	if err != nil {
+		t.Fatal(err)
+	}
+	view, err := cluster.NewStatic()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := map[string]string{}
+	write := func(at time.Duration, manager, bundle string) []Finding {
+		r := churnReview(churnWrite{at: at, manager: manager, bundle: bundle}, stored, nil)
+		return ruleOf(e.Evaluate(t.Context(), r, view), churnRule)
+	}
+	write(0, "alpha", "a")
+	write(time.Second, "beta", "x") // denied: not a replacement
+	write(2*time.Second, "beta", "x")
+	if got := write(3*time.Second, "beta", "b"); len(got) > 0 {
+		t.Errorf("denied writes were counted: %v", got)
+	}
+	stored[churnAPI] = "b"
+	if got := write(4*time.Second, "alpha", "a"); len(got) != 1 {
+		t.Errorf("third allowed replacement by two managers: %v, want a warning", got)
 	}
 }

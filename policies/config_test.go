@@ -303,7 +303,7 @@ func TestCABundleChurnConfig(t *testing.T) {
 		{name: "shorter window", config: "caBundleChurn:\n  window: 90s\n", writes: 3, every: time.Minute},
 		{name: "rule off", config: "rules:\n  apiservice-cabundle-churn: Off\n", writes: 10, every: time.Second},
 	}
-	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	t0 := time.Now() // the test certificates are valid from now
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := policies.ParseConfig([]byte(tc.config), policies.DefaultRules())
@@ -311,7 +311,9 @@ func TestCABundleChurnConfig(t *testing.T) {
 				t.Fatalf("ParseConfig: %v", err)
 			}
 			e, v := mustEngine(t, cfg), newView(t)
-			bundles := [][]byte{[]byte("bundle A"), []byte("bundle B")}
+			// Valid bundles: a write another rule denies is not counted.
+			p := mustPKI(t)
+			bundles := [][]byte{p.ca.CertPEM(), p.otherCA.CertPEM()}
 			var got []policies.Finding
 			for i := range tc.writes {
 				old := apiService(kedaAPI, kedaNS, kedaSvc, asCABundle(bundles[(i+1)%2]))

@@ -105,6 +105,12 @@ func (e *Engine) Evaluate(ctx context.Context, r *Review, v cluster.View) []Find
 			})
 		}
 	}
+	if !slices.ContainsFunc(findings, func(f Finding) bool { return f.Action == Enforce }) {
+		for _, remember := range r.onAllowed {
+			remember()
+		}
+	}
+	r.onAllowed = nil
 	return findings
 }
 
@@ -113,6 +119,7 @@ func (e *Engine) Evaluate(ctx context.Context, r *Review, v cluster.View) []Find
 func (e *Engine) prepare(r *Review) {
 	r.now()
 	r.memo = nil // look-ups are per evaluation: a reused Review starts afresh
+	r.onAllowed = nil
 	r.certs = e.certs
 	r.compiled = e.compiled
 	r.churn = e.churn

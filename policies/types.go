@@ -73,6 +73,10 @@ type Review struct {
 	// controlPlaneCIDRs come from the engine's config.
 	controlPlaneCIDRs []netip.Prefix
 
+	// onAllowed are run by the engine after evaluation when no finding
+	// denies the write: what rules remember about writes that happened.
+	onAllowed []func()
+
 	// decode, when set, fills Object and OldObject on first use.
 	decode    func() (obj, old runtime.Object, err error)
 	decodeErr error

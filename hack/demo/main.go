@@ -73,6 +73,9 @@ func run(ctx context.Context, o options) error {
 	if err := d.caBundleIncident(ctx); err != nil {
 		return err
 	}
+	if err := d.rotationConflictIncident(ctx); err != nil {
+		return err
+	}
 	if err := d.networkPolicyIncident(ctx); err != nil {
 		return err
 	}
@@ -108,6 +111,25 @@ func (d *demo) caBundleIncident(ctx context.Context) error {
 		{"Available again:", []string{"get", "apiservice", name}, ""},
 		{"Now a sync re-applies the stale caBundle. The APIService is Available, so the guard denies it:", []string{"apply", "--server-side", "-f", d.file("broken.yaml")}, ""},
 		{"Still Available; HPAs keep working:", []string{"get", "apiservice", name}, ""},
+	})
+}
+
+// rotationConflictIncident: KEDA's certificate rotation and a GitOps tool
+// keep replacing each other's caBundle; the guard names both and the fix;
+// the fixed manifest lets the guard inject the CA from the serving Secret.
+func (d *demo) rotationConflictIncident(ctx context.Context) error {
+	title("Incident: KEDA's certificate rotation and GitOps fight over the caBundle")
+	dir := d.example("cabundle-rotation-conflict")
+	applyAs := func(manager, file string) []string {
+		return []string{"apply", "--server-side", "--force-conflicts", "--field-manager", manager, "-f", dir(file)}
+	}
+	return d.run(ctx, []step{
+		{"KEDA's rotation writes its CA (the same as now: nothing changes):", applyAs("keda-operator", "broken-keda-rotation.yaml"), "True"},
+		{"Argo CD syncs the repository's copy back:", applyAs("argocd-controller", "broken-gitops.yaml"), "True"},
+		{"KEDA notices and writes its own again: the third replacement in ten minutes, by several managers. The guard names them and the fix:", applyAs("keda-operator", "broken-keda-rotation.yaml"), "True"},
+		{"Fix: turn KEDA's rotation off (--enable-cert-rotation=false), let the Secret's CA be injected directly...", []string{"-n", "keda", "annotate", "--overwrite", "secret", "keda-operator-metrics-apiserver-certs", "cert-manager.io/allow-direct-injection=true"}, ""},
+		{"...and sync a manifest without caBundle that names its source. The bundle already holds that CA, so the guard leaves it as it is, byte for byte:", applyAs("argocd-controller", "fixed.yaml"), "True"},
+		{"Available; from now on the guard keeps caBundle in step with the Secret:", []string{"get", "apiservice", "v1beta1.external.metrics.k8s.io"}, ""},
 	})
 }
 
