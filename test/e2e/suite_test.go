@@ -31,7 +31,9 @@ func TestMain(m *testing.M) {
 func runSuite(m *testing.M) int {
 	cp, err := harness.Start(harness.Options{
 		WebhookPaths: []string{repoPath("manifests", "base", "webhook.yaml")},
-		AuditPolicy:  auditPolicy,
+		// cert-manager's Certificate kind, for the caBundle injection tests.
+		CRDPaths:    []string{repoPath("test", "crds")},
+		AuditPolicy: auditPolicy,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: setting up:", err)

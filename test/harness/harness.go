@@ -34,6 +34,10 @@ type Options struct {
 	WebhookPaths []string
 	// AuditPolicy, when set, enables the API server audit log with this policy.
 	AuditPolicy string
+	// CRDPaths are CRD manifest files or directories that envtest installs
+	// (and waits for) before Start returns. A path that does not exist is an
+	// error. Default: none.
+	CRDPaths []string
 }
 
 // ControlPlane is a running kube-apiserver + etcd.
@@ -71,6 +75,7 @@ func Start(opts Options) (_ *ControlPlane, err error) {
 		BinaryAssetsDirectory:    opts.Assets,
 		ControlPlaneStartTimeout: 2 * time.Minute,
 		WebhookInstallOptions:    envtest.WebhookInstallOptions{Paths: opts.WebhookPaths},
+		CRDInstallOptions:        envtest.CRDInstallOptions{Paths: opts.CRDPaths, ErrorIfPathMissing: true},
 	}
 	if opts.AuditPolicy != "" {
 		policy := filepath.Join(opts.Dir, "audit-policy.yaml")

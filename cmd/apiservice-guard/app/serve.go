@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync/atomic"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/rest"
@@ -21,6 +22,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"apiservice-guard.io/apiservice-guard/cabundle"
 	"apiservice-guard.io/apiservice-guard/cluster"
 	"apiservice-guard.io/apiservice-guard/policies"
 	"apiservice-guard.io/apiservice-guard/webhook"
@@ -37,6 +39,9 @@ type serveOptions struct {
 	probeAddr         string
 	controlPlaneCIDRs []string
 	zap               zap.Options
+
+	// caBundleSyncInterval is the caBundle syncer's Interval; 0 disables it.
+	caBundleSyncInterval time.Duration
 }
 
 func newServeCommand() *cobra.Command {
@@ -59,6 +64,8 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	f.StringArrayVar(&o.controlPlaneCIDRs, "control-plane-cidr", nil,
 		"CIDR the control plane connects from (repeatable), e.g. a GKE master-ipv4-cidr")
+	f.DurationVar(&o.caBundleSyncInterval, "cabundle-sync-interval", cabundle.DefaultInterval,
+		"how often the caBundle of APIServices annotated cert-manager.io/inject-ca-from(-secret) is re-synced from its source; 0 disables")
 	goflags := flag.NewFlagSet("zap", flag.ContinueOnError)
 	o.zap.BindFlags(goflags)
 	f.AddGoFlagSet(goflags)
@@ -81,6 +88,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		return usage(err)
 	}
 	cfg.ControlPlaneCIDRs = cidrs
+	if o.caBundleSyncInterval < 0 {
+		return usage(fmt.Errorf("--cabundle-sync-interval %s: must not be negative (0 disables)", o.caBundleSyncInterval))
+	}
 	engine, err := policies.NewEngine(cfg, rules)
 	if err != nil {
 		return usage(err)
@@ -98,6 +108,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		return usage(err)
 	}
 	if err := wire(ctx, mgr, engine); err != nil {
+		return usage(err)
+	}
+	if err := setupCABundleSync(mgr, o.caBundleSyncInterval); err != nil {
 		return usage(err)
 	}
 	logger.Info("starting apiservice-guard", "mode", string(cfg.Mode), "port", o.port, "certDir", o.certDir)
@@ -164,6 +177,25 @@ func wire(ctx context.Context, mgr manager.Manager, engine *policies.Engine) err
 		}
 		return nil
 	})
+}
+
+// setupCABundleSync adds the caBundle syncer to mgr, unless interval is 0.
+// It reads APIServices through the manager's cache (the informer the Live
+// view already uses; no second cache) and Secrets and Certificates through
+// the uncached APIReader, by name only.
+func setupCABundleSync(mgr manager.Manager, interval time.Duration) error {
+	if interval == 0 {
+		return nil
+	}
+	s, err := cabundle.New(mgr.GetClient(), cabundle.Options{
+		Reader:   mgr.GetAPIReader(),
+		Interval: interval,
+		Recorder: mgr.GetEventRecorder("apiservice-guard"),
+	})
+	if err != nil {
+		return err
+	}
+	return s.SetupWithManager(mgr)
 }
 
 // restConfig loads a kubeconfig file, or the in-cluster configuration.
