@@ -14,12 +14,12 @@ func TestManifestsAreAccepted(t *testing.T) {
 	if err != nil {
 		t.Fatalf("rendering manifests/base: %v\n%s", err, stderr)
 	}
-	// envtest installed a webhook configuration of the same name pointing at
+	// envtest installed webhook configurations of the same names pointing at
 	// the local guard (by URL); a dry run would merge the two. Validate the
-	// base's under another name instead.
+	// base's under other names instead.
 	docs := strings.Split(base, "\n---\n")
 	for i, d := range docs {
-		if strings.Contains(d, "kind: ValidatingWebhookConfiguration") {
+		if strings.Contains(d, "kind: ValidatingWebhookConfiguration") || strings.Contains(d, "kind: MutatingWebhookConfiguration") {
 			docs[i] = strings.Replace(d, "\n  name: apiservice-guard\n", "\n  name: apiservice-guard-dryrun\n", 1)
 		}
 	}
@@ -31,6 +31,7 @@ func TestManifestsAreAccepted(t *testing.T) {
 		"deployment.apps/apiservice-guard", "service/apiservice-guard-webhook",
 		"clusterrole.rbac.authorization.k8s.io/apiservice-guard",
 		"validatingwebhookconfiguration.admissionregistration.k8s.io/apiservice-guard-dryrun",
+		"mutatingwebhookconfiguration.admissionregistration.k8s.io/apiservice-guard-dryrun",
 		"configmap/apiservice-guard-config",
 	} {
 		if !strings.Contains(out, want) {
