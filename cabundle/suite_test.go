@@ -5,20 +5,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"apiservice-guard.io/apiservice-guard/test/requestlog"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -47,7 +46,7 @@ var suite struct {
 	// admin is an uncached admin client: what tests create and inspect.
 	admin client.Client
 	// requests records every request the manager makes.
-	requests *requestLog
+	requests *requestlog.Log
 	// logPath is the manager's log (JSON lines).
 	logPath string
 }
@@ -98,7 +97,7 @@ func startSyncer(ctx context.Context, cp *harness.ControlPlane) (<-chan error, e
 	if err != nil {
 		return nil, err
 	}
-	suite.cp, suite.admin, suite.requests = cp, cp.Client, &requestLog{}
+	suite.cp, suite.admin, suite.requests = cp, cp.Client, &requestlog.Log{}
 	suite.logPath = filepath.Join(cp.Dir, "manager.log")
 	logFile, err := os.Create(suite.logPath)
 	if err != nil {
@@ -107,7 +106,7 @@ func startSyncer(ctx context.Context, cp *harness.ControlPlane) (<-chan error, e
 	logger := zap.New(zap.WriteTo(logFile), zap.UseDevMode(true)) // dev mode: V(1) included
 	ctrl.SetLogger(logger)
 	scheme := cluster.NewScheme()
-	mgr, err := ctrl.NewManager(suite.requests.wrap(cfg), manager.Options{
+	mgr, err := ctrl.NewManager(suite.requests.Wrap(cfg), manager.Options{
 		Scheme:  scheme,
 		Cache:   cluster.CacheOptions(scheme),
 		Metrics: metricsserver.Options{BindAddress: "0"},
@@ -136,41 +135,6 @@ func startSyncer(ctx context.Context, cp *harness.ControlPlane) (<-chan error, e
 	}
 	return stopped, nil
 }
-
-// requestLog records the method and URL of every request through a config.
-type requestLog struct {
-	mu   sync.Mutex
-	reqs []string // "METHOD path?query"
-}
-
-func (l *requestLog) wrap(cfg *rest.Config) *rest.Config {
-	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
-		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
-			l.mu.Lock()
-			l.reqs = append(l.reqs, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery)
-			l.mu.Unlock()
-			return rt.RoundTrip(r)
-		})
-	}
-	return cfg
-}
-
-// matching returns the recorded requests whose path contains substr.
-func (l *requestLog) matching(substr string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, r := range l.reqs {
-		if path, _, _ := strings.Cut(r, "?"); strings.Contains(path, substr) {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // managerLog returns what the manager has logged so far.
 func managerLog(t *testing.T) string {

@@ -334,7 +334,7 @@ func TestSecretsOnlyReadByName(t *testing.T) {
 
 	byName := regexp.MustCompile(`^GET /api/v1/namespaces/[^/]+/secrets/[^/?]+\?$`)
 	crtByName := regexp.MustCompile(`^GET /apis/cert-manager.io/v1/namespaces/[^/]+/certificates/[^/?]+\?$`)
-	secrets := suite.requests.matching("/secrets")
+	secrets := suite.requests.Matching("/secrets")
 	if !slices.Contains(secrets, "GET /api/v1/namespaces/"+ns+"/secrets/adapter-ca?") {
 		t.Errorf("the syncer never read Secret %s/adapter-ca by name; Secret requests: %q", ns, secrets)
 	}
@@ -343,7 +343,7 @@ func TestSecretsOnlyReadByName(t *testing.T) {
 			t.Errorf("Secret request other than a GET by name: %s", r)
 		}
 	}
-	for _, r := range suite.requests.matching("/certificates") {
+	for _, r := range suite.requests.Matching("/certificates") {
 		if !crtByName.MatchString(r) {
 			t.Errorf("Certificate request other than a GET by name: %s", r)
 		}

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"apiservice-guard.io/apiservice-guard/test/requestlog"
+
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	"github.com/google/go-cmp/cmp"
@@ -92,41 +94,6 @@ func create(t *testing.T, c client.Client, objs ...client.Object) {
 		}
 	}
 }
-
-// requestLog records every request a rest.Config's transport makes.
-type requestLog struct {
-	mu   sync.Mutex
-	reqs []string // "METHOD path?query"
-}
-
-func (l *requestLog) wrap(cfg *rest.Config) *rest.Config {
-	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
-		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
-			l.mu.Lock()
-			l.reqs = append(l.reqs, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery)
-			l.mu.Unlock()
-			return rt.RoundTrip(r)
-		})
-	}
-	return cfg
-}
-
-// matching returns the recorded requests whose path contains substr.
-func (l *requestLog) matching(substr string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, r := range l.reqs {
-		if path, _, _ := strings.Cut(r, "?"); strings.Contains(path, substr) {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // runID keeps object names unique when the shared API server outlives one
 // run of a test (go test -count=N).
@@ -332,8 +299,8 @@ func TestLiveSecretsAreReadByNameOnly(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "kedaorg-certs", Namespace: ns},
 		Data:       map[string][]byte{"ca.crt": []byte("not really a certificate")},
 	})
-	var reqs requestLog
-	l := startLive(t, reqs.wrap(cfg), LiveOptions{NotFoundTTL: time.Hour})
+	var reqs requestlog.Log
+	l := startLive(t, reqs.Wrap(cfg), LiveOptions{NotFoundTTL: time.Hour})
 	ctx := t.Context()
 	for range 3 {
 		s, err := l.Secret(ctx, ns, "kedaorg-certs")
@@ -352,10 +319,10 @@ func TestLiveSecretsAreReadByNameOnly(t *testing.T) {
 		"GET /api/v1/namespaces/" + ns + "/secrets/kedaorg-certs?",
 		"GET /api/v1/namespaces/" + ns + "/secrets/missing?",
 	}
-	if diff := cmp.Diff(want, reqs.matching("/secrets")); diff != "" {
+	if diff := cmp.Diff(want, reqs.Matching("/secrets")); diff != "" {
 		t.Errorf("Secret requests (-want +got): one GET by name each, no list or watch:\n%s", diff)
 	}
-	if len(reqs.matching("/pods")) == 0 {
+	if len(reqs.Matching("/pods")) == 0 {
 		t.Error("no pod list/watch recorded: the request log does not see the cache's requests")
 	}
 }
