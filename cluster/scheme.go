@@ -7,15 +7,19 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
+
+	"apiservice-guard.io/apiservice-guard/k0s"
 )
 
 // NewScheme returns a scheme with every type the guard reads: the built-in
-// Kubernetes API, APIService and cert-manager's Certificate.
+// Kubernetes API, APIService, cert-manager's Certificate and k0s's
+// ClusterConfig.
 func NewScheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
 	utilruntime.Must(apiregv1.AddToScheme(s))
 	utilruntime.Must(cmapi.AddToScheme(s))
 	utilruntime.Must(apiextensionsv1.AddToScheme(s))
+	utilruntime.Must(k0s.AddToScheme(s))
 	return s
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -12,6 +13,7 @@ import (
 
 	"apiservice-guard.io/apiservice-guard/certs"
 	"apiservice-guard.io/apiservice-guard/cluster"
+	"apiservice-guard.io/apiservice-guard/k0s"
 )
 
 // Engine evaluates every enabled rule for a review. It is safe for concurrent
@@ -208,6 +210,8 @@ func objectRef(r *Review) ObjectRef {
 // defaultVersions fills ObjectRef.APIVersion when a typed object arrived
 // without TypeMeta (the API machinery strips it when decoding into Go types).
 var defaultVersions = map[schema.GroupKind]schema.GroupVersion{
-	APIServiceKind:    apiregv1.SchemeGroupVersion,
-	NetworkPolicyKind: networkingv1.SchemeGroupVersion,
+	APIServiceKind:        apiregv1.SchemeGroupVersion,
+	NetworkPolicyKind:     networkingv1.SchemeGroupVersion,
+	ConfigMapKind:         corev1.SchemeGroupVersion,
+	k0s.ClusterConfigKind: k0s.SchemeGroupVersion,
 }

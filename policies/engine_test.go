@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"apiservice-guard.io/apiservice-guard/cluster"
+	"apiservice-guard.io/apiservice-guard/k0s"
 	"apiservice-guard.io/apiservice-guard/policies"
 )
 
@@ -34,6 +35,10 @@ func TestDefaultRules(t *testing.T) {
 		{"networkpolicy-blocks-apiservice", policies.Enforce},
 		{"networkpolicy-blocks-webhook", policies.Warn},
 		{"networkpolicy-blocks-konnectivity", policies.Warn},
+		{"k0s-konnectivity-disabled", policies.Warn},
+		{"k0s-config-invalid", policies.Enforce},
+		{"k0s-immutable-network-change", policies.Enforce},
+		{"k0s-calico-autodetect", policies.Warn},
 	}
 	var got []verdict
 	for _, r := range policies.DefaultRules() {
@@ -51,6 +56,12 @@ func TestDefaultRules(t *testing.T) {
 			wantOps = []policies.Operation{policies.Update} // only an UPDATE can empty a caBundle
 		case r.Name == "apiservice-cabundle-churn":
 			wantOps = []policies.Operation{policies.Update} // only an UPDATE replaces a caBundle
+		case r.Name == "k0s-konnectivity-disabled":
+			wantKinds = []schema.GroupKind{policies.ConfigMapKind} // only worker-configs carry it
+		case r.Name == "k0s-immutable-network-change":
+			wantKinds, wantOps = []schema.GroupKind{policies.ConfigMapKind, k0s.ClusterConfigKind}, []policies.Operation{policies.Update}
+		case strings.HasPrefix(r.Name, "k0s-"):
+			wantKinds = []schema.GroupKind{policies.ConfigMapKind, k0s.ClusterConfigKind}
 		}
 		if diff := cmp.Diff(wantKinds, r.Kinds); diff != "" {
 			t.Errorf("rule %s kinds (-want +got):\n%s", r.Name, diff)
@@ -64,7 +75,10 @@ func TestDefaultRules(t *testing.T) {
 	}
 }
 
-var configMapKind = schema.GroupKind{Kind: "ConfigMap"}
+var (
+	configMapKind = schema.GroupKind{Kind: "ConfigMap"}
+	secretKind    = schema.GroupKind{Kind: "Secret"}
+)
 
 // fixedRule reports one result on every review of a ConfigMap.
 func fixedRule(name string, def policies.Action, ops ...policies.Operation) policies.Rule {
@@ -176,8 +190,8 @@ func TestEngineHandles(t *testing.T) {
 		if got := e.Handles(policies.APIServiceKind); got != tc.want {
 			t.Errorf("%s: Handles(APIService) = %v, want %v", tc.name, got, tc.want)
 		}
-		if e.Handles(configMapKind) {
-			t.Errorf("%s: Handles(ConfigMap) = true, want false", tc.name)
+		if e.Handles(secretKind) {
+			t.Errorf("%s: Handles(Secret) = true, want false", tc.name)
 		}
 	}
 }

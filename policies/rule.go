@@ -47,5 +47,5 @@ func (r *Rule) applies(kind schema.GroupKind, op Operation) bool {
 
 // DefaultRules returns the built-in rule catalogue.
 func DefaultRules() []Rule {
-	return slices.Concat(apiServiceRules(), caBundleMutatingRules(), networkPolicyRules())
+	return slices.Concat(apiServiceRules(), caBundleMutatingRules(), networkPolicyRules(), k0sRules())
 }

@@ -263,7 +263,7 @@ func TestCheckText(t *testing.T) {
 			"ENFORCE  APIService/v1beta2.custom.metrics.k8s.io (" + portMismatch + "#2)  [apiservice-port-mismatch] Service keda/keda-operator-metrics-apiserver has no port 8443",
 			"WARN     APIService/v1beta2.custom.metrics.k8s.io (" + portMismatch + "#2)  [apiservice-insecure-skip-tls] insecureSkipTLSVerify is true: ",
 		},
-		wantSummary: "4 findings: 2 enforce, 2 warn, 0 audit (3 objects checked)",
+		wantSummary: "4 findings: 2 enforce, 2 warn, 0 audit (4 objects checked)",
 	}, {
 		name:     "audit mode",
 		args:     []string{"-f", backendDir, "-f", badCABundle, "--config", configAudit},
