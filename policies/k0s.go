@@ -240,9 +240,9 @@ func konnectivityDisabled(ctx context.Context, r *Review, v cluster.View) []Resu
 	if len(backends) == 0 {
 		return nil
 	}
-	how := "konnectivity is disabled"
+	how := "konnectivity is off"
 	if !o.worker.present {
-		how = "no konnectivity entry (k0s workers read it as disabled)"
+		how = "no konnectivity entry, so off"
 	}
 	more := ""
 	if len(backends) > 1 {
@@ -250,7 +250,7 @@ func konnectivityDisabled(ctx context.Context, r *Review, v cluster.View) []Resu
 	}
 	return []Result{{
 		Message: fmt.Sprintf("%s: %s, but %s runs in the pod network%s", o.worker.name, how, backends[0], more),
-		Fix:     "keep konnectivity enabled, or make every controller able to route to the pod CIDR",
+		Fix:     "keep konnectivity, or make every controller able to route to the pod CIDR",
 	}}
 }
 
