@@ -13,10 +13,13 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+
+	"apiservice-guard.io/apiservice-guard/k0s"
 )
 
 // maxDocumentBytes bounds one YAML document, like the API server's request
@@ -240,12 +243,38 @@ func (s *Static) addDocument(dec runtime.Decoder, data []byte, src string) error
 		return nil
 	}
 	obj.GetObjectKind().SetGroupVersionKind(gvk)
-	if m, err := metaOf(obj); err == nil && m.GetNamespace() == "" && s.defaultNamespace != "" && !clusterScoped[gvk.GroupKind()] {
-		m.SetNamespace(s.defaultNamespace)
+	if m, err := metaOf(obj); err == nil && m.GetNamespace() == "" {
+		if ns, ok := impliedNamespace[gvk.GroupKind()]; ok {
+			m.SetNamespace(ns)
+		} else if s.defaultNamespace != "" && !clusterScoped[gvk.GroupKind()] {
+			m.SetNamespace(s.defaultNamespace)
+		}
 	}
 	s.addLoaded(Loaded{Object: obj, GVK: gvk, Source: src})
+	return s.addEmbedded(obj, src)
+}
+
+// addEmbedded adds the k0s ClusterConfig a k0sctl.yaml Cluster embeds, as a
+// document of its own with source "file#N spec.k0s.config".
+func (s *Static) addEmbedded(obj runtime.Object, src string) error {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return nil
+	}
+	cfg, ok, err := k0s.FromK0sctl(u.Object)
+	if err != nil {
+		return fmt.Errorf("%s: %w", src, err)
+	}
+	if ok {
+		s.addLoaded(Loaded{Object: cfg, GVK: cfg.GroupVersionKind(), Source: src + " " + k0s.K0sctlConfigPath})
+	}
 	return nil
 }
+
+// impliedNamespace is the namespace of kinds that live in one namespace
+// whatever the file says: k0s reads its ClusterConfig from kube-system, and
+// a k0s.yaml names none.
+var impliedNamespace = map[schema.GroupKind]string{k0s.ClusterConfigKind: k0s.Namespace}
 
 // clusterScoped are the cluster-scoped kinds a manifest set commonly holds;
 // every other kind is taken to be namespaced when a default namespace applies.

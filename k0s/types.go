@@ -12,6 +12,10 @@ const GroupName = "k0s.k0sproject.io"
 // SchemeGroupVersion is the only version of ClusterConfig k0s serves.
 var SchemeGroupVersion = schema.GroupVersion{Group: GroupName, Version: "v1beta1"}
 
+// Namespace is where k0s keeps the configuration it reads from the cluster:
+// the ClusterConfig "k0s" and the worker-config ConfigMaps.
+const Namespace = "kube-system"
+
 // ClusterConfigKind is the group/kind of ClusterConfig.
 var ClusterConfigKind = schema.GroupKind{Group: GroupName, Kind: "ClusterConfig"}
 

@@ -17,9 +17,6 @@ import (
 // ConfigMapKind is the group/kind of ConfigMaps.
 var ConfigMapKind = schema.GroupKind{Kind: "ConfigMap"}
 
-// k0sNamespace is where k0s keeps the configuration it reads from the cluster.
-const k0sNamespace = "kube-system"
-
 // k0sRules is the k0s family: the configuration that decides whether the API
 // server can reach the pod network, in worker-config ConfigMaps, ConfigMap
 // values holding a ClusterConfig, and the dynamic-config ClusterConfig.
@@ -85,7 +82,7 @@ func k0sConfigOf(r *Review, old bool) *k0sObject {
 			spec, err := k0s.ParseSpec(o.Spec.Raw)
 			return &k0sObject{documents: []k0sDocument{{spec: spec, err: err}}}
 		case *corev1.ConfigMap:
-			if o == nil || r.Namespace != k0sNamespace {
+			if o == nil || r.Namespace != k0s.Namespace {
 				return nil
 			}
 			return configMapK0s(o)

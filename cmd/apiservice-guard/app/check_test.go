@@ -510,3 +510,59 @@ func TestCheckNamespaceForNamespacelessManifests(t *testing.T) {
 		t.Fatalf("without -n: exit %d, want 0: %s", code, stdout.String())
 	}
 }
+
+// TestCheckK0s: check -f applies the k0s rules to k0s.yaml files and to the
+// ClusterConfig a k0sctl.yaml embeds, naming where each finding comes from.
+func TestCheckK0s(t *testing.T) {
+	const dir = "testdata/check/k0s/"
+	tests := []struct {
+		name      string
+		file      string
+		wantCode  int
+		wantLines []string // beginnings of the finding lines, in order
+	}{{
+		name:     "k0s.yaml",
+		file:     dir + "k0s.yaml",
+		wantCode: exitFindings,
+		wantLines: []string{
+			"ENFORCE  ClusterConfig/kube-system/k0s (" + dir + "k0s.yaml#1)  [k0s-config-invalid] spec.konnectivity.adminPort: Duplicate value: 8132",
+		},
+	}, {
+		name:     "k0sctl.yaml",
+		file:     dir + "k0sctl.yaml",
+		wantCode: exitFindings,
+		wantLines: []string{
+			"ENFORCE  ClusterConfig/kube-system/lab (" + dir + "k0sctl.yaml#1 spec.k0s.config)  [k0s-config-invalid] spec.konnectivity.agentPort: Invalid value: 10250: collides with the kubelet port 10250",
+			"WARN     ClusterConfig/kube-system/lab (" + dir + "k0sctl.yaml#1 spec.k0s.config)  [k0s-calico-autodetect] calico without spec.network.calico.ipAutodetectionMethod",
+		},
+	}, {
+		name:     "k0sctl.yaml without a k0s config",
+		file:     dir + "k0sctl-no-config.yaml",
+		wantCode: exitOK,
+	}, {
+		name:     "wrong types",
+		file:     dir + "bad-types.yaml",
+		wantCode: exitFindings,
+		wantLines: []string{
+			"ENFORCE  ClusterConfig/kube-system/k0s (" + dir + "bad-types.yaml#1)  [k0s-config-invalid] spec.network.podCIDR: Invalid value: must be a string, not an array",
+		},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runMain("check", "-f", tt.file)
+			if code != tt.wantCode {
+				t.Errorf("exit code = %d, want %d; stderr:\n%s", code, tt.wantCode, stderr)
+			}
+			lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
+			got := lines[:len(lines)-1]
+			if len(got) != len(tt.wantLines) {
+				t.Fatalf("got %d finding lines, want %d:\n%s", len(got), len(tt.wantLines), stdout)
+			}
+			for i, line := range got {
+				if !strings.HasPrefix(line, tt.wantLines[i]) {
+					t.Errorf("line %d:\n got %s\nwant %s...", i+1, line, tt.wantLines[i])
+				}
+			}
+		})
+	}
+}
