@@ -30,11 +30,11 @@ var ErrTooLarge = fmt.Errorf("over %d bytes: not parsed", MaxDocumentBytes)
 // defaults. ParseSpec does not validate values: see Spec.Validate.
 func ParseSpec(raw []byte) (*Spec, error) {
 	spec := &Spec{}
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return spec, nil
-	}
 	if len(raw) > MaxDocumentBytes {
 		return nil, fmt.Errorf("spec: %w", ErrTooLarge)
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return spec, nil
 	}
 	if err := json.Unmarshal(raw, spec); err != nil {
 		return nil, decodeError(err)
@@ -74,6 +74,8 @@ func typeError(path *field.Path, te *json.UnmarshalTypeError, example string) *f
 		got = "the number " + strings.TrimPrefix(got, "number ")
 	case got == "array" || got == "object":
 		got = "an " + got
+	case got == "bool":
+		got = "a boolean"
 	default:
 		got = "a " + got
 	}

@@ -3,6 +3,7 @@ package k0s
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 
@@ -111,7 +112,7 @@ func (s *Spec) Effective() Effective {
 			set(&e.CalicoIPAutodetectionMethod, c.IPAutodetectionMethod)
 		}
 	}
-	if e.Provider == ProviderCalico && e.CalicoMode == "" {
+	if e.Provider == ProviderCalico && (s.Network == nil || s.Network.Calico == nil || s.Network.Calico.Mode == nil) {
 		e.CalicoMode = DefaultCalicoMode
 	}
 	if k := s.Konnectivity; k != nil {
@@ -132,20 +133,26 @@ func set[T any](dst *T, v *T) {
 func (s *Spec) Validate() field.ErrorList {
 	e := s.Effective()
 	root := field.NewPath("spec")
-	net, kon := root.Child("network"), root.Child("konnectivity")
+	nw, kon := root.Child("network"), root.Child("konnectivity")
 	var errs field.ErrorList
 	if !slices.Contains(providers, e.Provider) {
-		errs = append(errs, field.NotSupported(net.Child("provider"), e.Provider, providers))
+		errs = append(errs, field.NotSupported(nw.Child("provider"), e.Provider, providers))
 	}
 	for _, c := range []struct {
 		name, value string
 	}{{"podCIDR", e.PodCIDR}, {"serviceCIDR", e.ServiceCIDR}} {
 		if _, err := ParseCIDR(c.value); err != nil {
-			errs = append(errs, field.Invalid(net.Child(c.name), c.value, err.Error()))
+			errs = append(errs, field.Invalid(nw.Child(c.name), c.value, err.Error()))
 		}
 	}
-	if e.CalicoMode != "" && !slices.Contains(calicoModes, e.CalicoMode) {
-		errs = append(errs, field.NotSupported(net.Child("calico", "mode"), e.CalicoMode, calicoModes))
+	// k0s drops the calico section unless calico is the provider.
+	if mode := nw.Child("calico", "mode"); e.Provider == ProviderCalico {
+		switch {
+		case e.CalicoMode == "":
+			errs = append(errs, field.Required(mode, ""))
+		case !slices.Contains(calicoModes, e.CalicoMode):
+			errs = append(errs, field.NotSupported(mode, e.CalicoMode, calicoModes))
+		}
 	}
 	apiPort := root.Child("api", "port")
 	errs = append(errs, validPort(apiPort, e.APIPort)...)
@@ -178,12 +185,15 @@ func validPort(path *field.Path, port int) field.ErrorList {
 	return nil
 }
 
-// ParseCIDR parses a CIDR as k0s does (host bits may be set:
-// "10.244.1.0/16" is 10.244.0.0/16) and returns the network.
+// ParseCIDR parses a CIDR exactly as k0s does, with net.ParseCIDR (host
+// bits may be set: "10.244.1.0/16" is 10.244.0.0/16), and returns the
+// network.
 func ParseCIDR(s string) (netip.Prefix, error) {
-	p, err := netip.ParsePrefix(s)
+	_, n, err := net.ParseCIDR(s)
 	if err != nil {
 		return netip.Prefix{}, errors.New("invalid CIDR address")
 	}
-	return p.Masked(), nil
+	addr, _ := netip.AddrFromSlice(n.IP)
+	ones, _ := n.Mask.Size()
+	return netip.PrefixFrom(addr, ones), nil
 }

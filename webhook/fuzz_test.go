@@ -22,6 +22,9 @@ func FuzzReview(f *testing.F) {
 	f.Add(apiServiceRequest(`{"service":{"namespace":"a","name":"b","port":1},"insecureSkipTLSVerify":true}`))
 	f.Add(review(`{"uid":"u","kind":{"group":"apiregistration.k8s.io","version":"v1","kind":"APIService"},"operation":"DELETE","oldObject":{}}`))
 	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":null}`))
+	f.Add(k0sRequest(`{"konnectivity":"{\"agentPort\":8132}"}`, ""))
+	f.Add(k0sRequest(`{"k0s.yaml":"apiVersion: k0s.k0sproject.io/v1beta1\nkind: ClusterConfig\nspec:\n  network: {provider: calico}\n"}`, ""))
+	f.Add(k0sRequest("", `{"konnectivity":{"agentPort":8132,"adminPort":8132},"network":{"podCIDR":"10.244.0.0/16"}}`))
 	view, err := cluster.LoadStatic()
 	if err != nil {
 		f.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -65,8 +66,31 @@ func apiServiceRequest(spec string) []byte {
 		"object":{"apiVersion":"apiregistration.k8s.io/v1","kind":"APIService","metadata":{"name":"v1beta1.external.metrics.k8s.io"},"spec":` + spec + `}}`)
 }
 
+// k0sRequest is a CREATE in kube-system of a ConfigMap with data, or (data
+// "") of the ClusterConfig "k0s" with spec.
+func k0sRequest(data, spec string) []byte {
+	kind := `"kind":{"group":"","version":"v1","kind":"ConfigMap"},"resource":{"group":"","version":"v1","resource":"configmaps"}`
+	obj := `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"worker-config-default-1.37","namespace":"kube-system"},"data":` + data + `}`
+	if data == "" {
+		kind = `"kind":{"group":"k0s.k0sproject.io","version":"v1beta1","kind":"ClusterConfig"},"resource":{"group":"k0s.k0sproject.io","version":"v1beta1","resource":"clusterconfigs"}`
+		obj = `{"apiVersion":"k0s.k0sproject.io/v1beta1","kind":"ClusterConfig","metadata":{"name":"k0s","namespace":"kube-system"},"spec":` + spec + `}`
+	}
+	return review(`{"uid":"u2",` + kind + `,"namespace":"kube-system","operation":"CREATE","userInfo":{"username":"mallory"},"object":` + obj + `}`)
+}
+
 const okSpec = `{"group":"external.metrics.k8s.io","version":"v1beta1","groupPriorityMinimum":100,"versionPriority":100,` +
 	`"service":{"namespace":"keda","name":"keda-operator-metrics-apiserver","port":443},"caBundle":"%s"}`
+
+// aliasBomb is a YAML document whose aliases expand a billion-fold, as a
+// JSON string's contents.
+var aliasBomb = func() string {
+	lines := []string{`a0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]`}
+	for i := 1; i < 9; i++ {
+		refs := strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*a%d,", i-1), 9), ",")
+		lines = append(lines, fmt.Sprintf("a%d: &a%d [%s]", i, i, refs))
+	}
+	return strings.Join(append(lines, "kind: ClusterConfig # k0s.k0sproject.io/v1beta1"), `\n`)
+}()
 
 func TestHostileRequests(t *testing.T) {
 	srv := newServer(t)
@@ -108,6 +132,15 @@ func TestHostileRequests(t *testing.T) {
 		{"caBundle that is not PEM", "", apiServiceRequest(strings.Replace(okSpec, "%s", base64.StdEncoding.EncodeToString([]byte("hello")), 1)), 403, "not PEM"},
 		{"private key in caBundle", "", apiServiceRequest(strings.Replace(okSpec, "%s", keyBundle, 1)), 403, "PRIVATE KEY"},
 		{"empty caBundle, insecureSkipTLSVerify false", "", apiServiceRequest(strings.Replace(okSpec, `,"caBundle":"%s"`, `,"insecureSkipTLSVerify":false`, 1)), 403, "caBundle is empty"},
+		// k0s configuration: what is wrong inside is a finding naming the
+		// field, whatever the text holds.
+		{"k0s: ClusterConfig spec of wrong types", "", k0sRequest("", `{"network":{"podCIDR":12}}`), 403, "spec.network.podCIDR: Invalid value: must be a string, not a number"},
+		{"k0s: ClusterConfig spec a string", "", k0sRequest("", `"hello"`), 403, "spec: Invalid value: must be an object, not a string"},
+		{"k0s: konnectivity not JSON", "", k0sRequest(`{"konnectivity":"not json {"}`, ""), 403, "data[konnectivity]"},
+		{"k0s: ClusterConfig value not YAML", "", k0sRequest(`{"k0s.yaml":"apiVersion: k0s.k0sproject.io/v1beta1\nkind: ClusterConfig\nspec: {\n"}`, ""), 403, "data[k0s.yaml]: not valid YAML"},
+		{"k0s: YAML alias bomb", "", k0sRequest(`{"k0s.yaml":"`+aliasBomb+`"}`, ""), 403, "excessive aliasing"},
+		{"k0s: huge value", "", k0sRequest(`{"k0s.yaml":"kind: ClusterConfig # k0s.k0sproject.io `+strings.Repeat("x", 1<<20)+`"}`, ""), 403, "not parsed"},
+		{"k0s: ConfigMap data of wrong type", "", k0sRequest(`{"konnectivity":1}`, ""), 400, "decoding object"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
