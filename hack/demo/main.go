@@ -1,6 +1,7 @@
-// Command demo is `make demo`: it starts a local kube-apiserver + etcd, the
-// guard in front of it, and a stand-in KEDA metrics adapter on 127.0.0.1, then
-// walks through examples/ with kubectl, printing kubectl's own output.
+// Command demo is `make demo`: it starts a local kube-apiserver + etcd (with
+// k0s's ClusterConfig CRD), the guard in front of it, and a stand-in KEDA
+// metrics adapter on 127.0.0.1, then walks through examples/ with kubectl,
+// printing kubectl's own output.
 package main
 
 import (
@@ -45,8 +46,12 @@ func main() {
 }
 
 func run(ctx context.Context, o options) error {
-	say("Starting kube-apiserver v1.37 + etcd (built by hack/tools.sh) and installing the guard's webhook from manifests/base")
-	cp, err := harness.Start(harness.Options{WebhookPaths: []string{filepath.Join("manifests", "base", "webhook.yaml")}})
+	say("Starting kube-apiserver v1.37 + etcd (built by hack/tools.sh), installing the guard's webhook from manifests/base and k0s's ClusterConfig CRD")
+	cp, err := harness.Start(harness.Options{
+		WebhookPaths: []string{filepath.Join("manifests", "base", "webhook.yaml")},
+		// k0s's ClusterConfig kind, for the k0s incident.
+		CRDPaths: []string{filepath.Join("test", "crds", "clusterconfigs.k0s.k0sproject.io.yaml")},
+	})
 	if err != nil {
 		return err
 	}
@@ -77,6 +82,9 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	if err := d.networkPolicyIncident(ctx); err != nil {
+		return err
+	}
+	if err := d.k0sIncident(ctx); err != nil {
 		return err
 	}
 	if o.keep {
@@ -148,6 +156,60 @@ func (d *demo) networkPolicyIncident(ctx context.Context) error {
 		{"Removing the allow later would cut it off again, so that is refused too:", []string{"-n", "kube-system", "delete", "networkpolicy", "allow-control-plane-to-metrics-server"}, ""},
 		{"Both policies are in place:", []string{"-n", "kube-system", "get", "networkpolicies"}, ""},
 	})
+}
+
+// k0sIncident: konnectivity turned off on k0s leaves the API server without a
+// way into the pod network, where metrics-server runs; the guard warns on the
+// worker-config and refuses ClusterConfig changes k0s cannot run with.
+func (d *demo) k0sIncident(ctx context.Context) error {
+	title("Incident: konnectivity off on k0s cuts the API server off from metrics-server")
+	dir := d.example("k0s")
+	if err := d.run(ctx, []step{
+		{"metrics-server as k0s deploys it, its pod in the pod network (hostNetwork: false):", []string{"apply", "-f", dir("backend.yaml")}, ""},
+	}); err != nil {
+		return err
+	}
+	if err := d.waitGuardWarns(ctx, dir("broken-worker-config.yaml"), "k0s-konnectivity-disabled"); err != nil {
+		return err
+	}
+	if err := d.run(ctx, []step{
+		{"Controllers started with --disable-components=konnectivity-server: k0s writes the worker-config with konnectivity off ({\"agentPort\":8132}). " +
+			"The controllers have no route into the pod network, so the guard warns, naming the APIService:", []string{"apply", "-f", dir("broken-worker-config.yaml")}, ""},
+		{"Fix: keep konnectivity (k0s then writes \"enabled\":true). No warning:", []string{"apply", "-f", dir("fixed-worker-config.yaml")}, ""},
+	}); err != nil {
+		return err
+	}
+	return d.k0sClusterConfig(ctx, dir)
+}
+
+// k0sClusterConfig: the dynamic-config ClusterConfig, and two changes k0s
+// cannot run with, which the guard refuses.
+func (d *demo) k0sClusterConfig(ctx context.Context, dir func(string) string) error {
+	apply := func(file string) []string { return []string{"apply", "--server-side", "-f", file} }
+	get := []string{"-n", "kube-system", "get", "clusterconfig", "k0s", "-o",
+		`jsonpath=provider={.spec.network.provider} konnectivity={.spec.konnectivity.agentPort}/{.spec.konnectivity.adminPort}{"\n"}`}
+	return d.run(ctx, []step{
+		{"k0s's dynamic config, the ClusterConfig \"k0s\" in kube-system (kube-router, konnectivity on 8132/8133):", apply(dir("clusterconfig.yaml")), ""},
+		{"An edit puts konnectivity's adminPort on its agentPort. konnectivity-server could not start; the guard denies it:", apply(dir("broken-clusterconfig-ports.yaml")), ""},
+		{"An edit switches the CNI to calico, which k0s cannot do to a running cluster; the guard denies it:", apply(dir("broken-clusterconfig-provider.yaml")), ""},
+		{"The ClusterConfig is unchanged:", get, ""},
+	})
+}
+
+// waitGuardWarns dry-runs `kubectl apply -f file` until the guard warns with
+// rule. The guard sees objects through its informer cache, a moment after the
+// API server has them: this waits for the pods just created, without a dry
+// run's output standing in for the real apply's.
+func (d *demo) waitGuardWarns(ctx context.Context, file, rule string) error {
+	var out []byte
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		out, _ = d.cp.KubectlCommand(ctx, "apply", "--dry-run=server", "-f", file).CombinedOutput()
+		return strings.Contains(string(out), "["+rule+"]"), nil
+	})
+	if err != nil {
+		return fmt.Errorf("the guard did not warn [%s] on a dry run of %s: %w\n%s", rule, file, err, out)
+	}
+	return nil
 }
 
 // step is one kubectl command of a walkthrough, with what to wait for after it.
