@@ -123,8 +123,9 @@ func kubectl(t *testing.T, stdin string, args ...string) (stdout, stderr string,
 	return out.String(), errb.String(), err
 }
 
-// auditPolicy records APIService and NetworkPolicy writes at Metadata level,
-// which carries the admission audit annotations.
+// auditPolicy records APIService, NetworkPolicy, ConfigMap and k0s
+// ClusterConfig writes at Metadata level, which carries the admission audit
+// annotations.
 const auditPolicy = `apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]
@@ -136,6 +137,10 @@ rules:
         resources: [apiservices]
       - group: networking.k8s.io
         resources: [networkpolicies]
+      - group: ""
+        resources: [configmaps]
+      - group: k0s.k0sproject.io
+        resources: [clusterconfigs]
   - level: None
 `
 
