@@ -111,7 +111,9 @@ func dumpGuardLogsOnFailure(t *testing.T) {
 // kubectl runs the built kubectl with stdin and returns stdout and stderr.
 func kubectl(t *testing.T, stdin string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	// Not cancelled with the test: t.Context() is already done when
+	// t.Cleanup functions run, and they call kubectl to delete what a test made.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), time.Minute)
 	defer cancel()
 	cmd := suite.KubectlCommand(ctx, args...)
 	var out, errb lockedBuffer
