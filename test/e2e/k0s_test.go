@@ -380,22 +380,7 @@ func TestK0sAuditModeAllowsAndRecords(t *testing.T) {
 func useGuardWithMetrics(t *testing.T) string {
 	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	_ = suite.guard.Stop()
-	g, err := suite.StartGuardWith(harness.GuardOptions{
-		Bin: suite.guardBin, Config: defaultConfig, Kubeconfig: suite.GuardKubeconfig, MetricsAddr: addr,
-	})
-	if err != nil {
-		t.Fatalf("restarting guard with metrics: %v", err)
-	}
-	suite.guard = g
-	t.Cleanup(func() {
-		_ = suite.guard.Stop()
-		g, err := suite.StartGuard(suite.guardBin, defaultConfig)
-		if err != nil {
-			t.Fatalf("restoring guard: %v", err)
-		}
-		suite.guard = g
-	})
+	useGuard(t, harness.GuardOptions{Config: defaultConfig, MetricsAddr: addr})
 	return "http://" + addr + "/metrics"
 }
 

@@ -83,8 +83,21 @@ func (e *environment) stop() {
 // restores the default afterwards.
 func useGuardConfig(t *testing.T, config string) {
 	t.Helper()
+	useGuard(t, harness.GuardOptions{Config: config})
+}
+
+// useGuard restarts the guard as o says for one test (Bin and Kubeconfig
+// default to the suite's) and restores the default guard afterwards.
+func useGuard(t *testing.T, o harness.GuardOptions) {
+	t.Helper()
+	if o.Bin == "" {
+		o.Bin = suite.guardBin
+	}
+	if o.Kubeconfig == "" {
+		o.Kubeconfig = suite.GuardKubeconfig
+	}
 	_ = suite.guard.Stop()
-	g, err := suite.StartGuard(suite.guardBin, config)
+	g, err := suite.StartGuardWith(o)
 	if err != nil {
 		t.Fatalf("restarting guard: %v", err)
 	}
