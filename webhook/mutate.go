@@ -10,7 +10,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"apiservice-guard.io/apiservice-guard/cluster"
 	"apiservice-guard.io/apiservice-guard/policies"
 )
 
@@ -18,10 +17,7 @@ import (
 // rules and answers with a JSON patch of what they changed, plus their
 // findings as warnings or audit annotations. It never denies.
 type Mutator struct {
-	engine  *policies.Engine
-	view    cluster.View
-	decoder *decoder
-	findingRecorder
+	handler
 }
 
 var _ admission.Handler = (*Mutator)(nil)
@@ -29,11 +25,7 @@ var _ admission.Handler = (*Mutator)(nil)
 // NewMutator returns a mutating handler; it takes the same options as
 // NewValidator.
 func NewMutator(o ValidatorOptions) *Mutator {
-	if o.Scheme == nil {
-		o.Scheme = cluster.NewScheme()
-	}
-	return &Mutator{engine: o.Engine, view: o.View, decoder: newDecoder(o.Scheme),
-		findingRecorder: findingRecorder{recorder: o.Recorder, metrics: o.Metrics}}
+	return &Mutator{handler: newHandler(o)}
 }
 
 // Handle implements admission.Handler.

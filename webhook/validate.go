@@ -18,10 +18,25 @@ import (
 // rules for, CREATE, UPDATE and DELETE. It needs old and new objects and spans
 // kinds, so it is a raw admission.Handler rather than a typed Validator[T].
 type Validator struct {
+	handler
+}
+
+// handler is what the validating and mutating handlers share: the engine,
+// the cluster view, the request decoder and the finding recorder.
+type handler struct {
 	engine  *policies.Engine
 	view    cluster.View
 	decoder *decoder
 	findingRecorder
+}
+
+// newHandler fills in the options' defaults and builds the shared part.
+func newHandler(o ValidatorOptions) handler {
+	if o.Scheme == nil {
+		o.Scheme = cluster.NewScheme()
+	}
+	return handler{engine: o.Engine, view: o.View, decoder: newDecoder(o.Scheme),
+		findingRecorder: findingRecorder{recorder: o.Recorder, metrics: o.Metrics}}
 }
 
 // findingRecorder logs, counts and emits Events for findings, for both handlers.
@@ -48,11 +63,7 @@ type ValidatorOptions struct {
 
 // NewValidator returns a validating handler.
 func NewValidator(o ValidatorOptions) *Validator {
-	if o.Scheme == nil {
-		o.Scheme = cluster.NewScheme()
-	}
-	return &Validator{engine: o.Engine, view: o.View, decoder: newDecoder(o.Scheme),
-		findingRecorder: findingRecorder{recorder: o.Recorder, metrics: o.Metrics}}
+	return &Validator{handler: newHandler(o)}
 }
 
 // Handle implements admission.Handler.
