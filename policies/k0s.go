@@ -109,7 +109,11 @@ func configMapK0s(cm *corev1.ConfigMap) *k0sObject {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		if out.worker != nil && k == k0s.WorkerKonnectivityKey {
+		// A value that does not name the ClusterConfig kind and group
+		// (a worker-config's kubeletConfiguration, most ConfigMaps' data)
+		// is not parsed: the webhook's matchCondition makes the same
+		// literal test.
+		if out.worker != nil && k == k0s.WorkerKonnectivityKey || !k0s.Mentions(cm.Data[k]) {
 			continue
 		}
 		if spec, found, err := k0s.FindClusterConfig(cm.Data[k]); found {
