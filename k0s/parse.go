@@ -132,7 +132,7 @@ func FindClusterConfig(text string) (spec *Spec, found bool, err error) {
 	if len(text) > MaxDocumentBytes {
 		return nil, Mentions(text), ErrTooLarge
 	}
-	reader := utilyaml.NewYAMLReader(bufioReader(text))
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(text)))
 	for n := 1; ; n++ {
 		doc, rerr := reader.Read()
 		if errors.Is(rerr, io.EOF) {
@@ -156,5 +156,3 @@ func FindClusterConfig(text string) (spec *Spec, found bool, err error) {
 		return spec, true, err
 	}
 }
-
-func bufioReader(s string) *bufio.Reader { return bufio.NewReader(strings.NewReader(s)) }

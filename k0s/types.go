@@ -53,7 +53,6 @@ func AddToScheme(s *runtime.Scheme) error {
 // DeepCopyInto copies c into out.
 func (c *ClusterConfig) DeepCopyInto(out *ClusterConfig) {
 	*out = *c
-	out.TypeMeta = c.TypeMeta
 	c.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
 	c.Spec.DeepCopyInto(&out.Spec)
 }
