@@ -316,23 +316,17 @@ func (s *Static) MutatingWebhookConfigurations(context.Context) ([]*admissionreg
 }
 
 // ServiceReferences implements View.
-func (s *Static) ServiceReferences(ctx context.Context, ns string) ([]ServiceReference, error) {
+func (s *Static) ServiceReferences(_ context.Context, ns string) ([]ServiceReference, error) {
 	var out []ServiceReference
-	apis, _ := s.APIServices(ctx)
-	for _, o := range apis {
-		out = appendServiceReferences(out, o, ns)
-	}
-	vwcs, _ := s.ValidatingWebhookConfigurations(ctx)
-	for _, o := range vwcs {
-		out = appendServiceReferences(out, o, ns)
-	}
-	mwcs, _ := s.MutatingWebhookConfigurations(ctx)
-	for _, o := range mwcs {
-		out = appendServiceReferences(out, o, ns)
-	}
-	crds, _ := s.CustomResourceDefinitions(ctx)
-	for _, o := range crds {
-		out = appendServiceReferences(out, o, ns)
+	for _, gk := range []schema.GroupKind{
+		{Group: apiregv1.GroupName, Kind: KindAPIService},
+		{Group: admissionregv1.GroupName, Kind: KindValidatingWebhookConfiguration},
+		{Group: admissionregv1.GroupName, Kind: KindMutatingWebhookConfiguration},
+		{Group: apiextensionsv1.GroupName, Kind: KindCustomResourceDefinition},
+	} {
+		for _, i := range s.byKind[gk] {
+			out = appendServiceReferences(out, s.objects[i].Object, ns)
+		}
 	}
 	return out, nil
 }
