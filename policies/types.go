@@ -36,10 +36,28 @@ const (
 	Delete Operation = "DELETE"
 )
 
+// Judgement says what a review asks of the rules that judge a set of
+// objects together (the NetworkPolicies of a namespace).
+type Judgement int
+
+const (
+	// JudgeChange is admission's question: does this write make things worse?
+	// The state after the write is compared with the state before it, and a
+	// finding needs a path the write closes.
+	JudgeChange Judgement = iota
+	// JudgeState is the offline check's and audit's question: is the state the
+	// view holds bad now? Every policy in the view is in force, the reviewed
+	// one included, and it is compared with no policy at all; a finding is
+	// reported on a policy that takes part in the harm.
+	JudgeState
+)
+
 // Review is one object write submitted to the engine, whatever the entry point.
 type Review struct {
 	// Operation is CREATE, UPDATE or DELETE. The offline check uses CREATE.
 	Operation Operation
+	// Judge is the question asked; default JudgeChange.
+	Judge Judgement
 	// Kind is the group/kind of the object.
 	Kind schema.GroupKind
 	// Object is the object after the write (nil on DELETE); typed. Rules

@@ -233,7 +233,7 @@ func evaluate(ctx context.Context, engine *policies.Engine, m manifests) report 
 		}
 		rep.checked++
 		review := &policies.Review{
-			Operation: policies.Create, Kind: gk, Object: l.Object,
+			Operation: policies.Create, Judge: policies.JudgeState, Kind: gk, Object: l.Object,
 			Namespace: om.GetNamespace(), Name: om.GetName(),
 		}
 		for _, f := range engine.Evaluate(ctx, review, m.static) {
