@@ -86,7 +86,6 @@ type Live struct {
 	nodes               *store[corev1.Node]
 	networkPolicies     *store[networkingv1.NetworkPolicy]
 	apiServices         *store[apiregv1.APIService]
-	serviceAccounts     *store[corev1.ServiceAccount]
 	roleBindings        *store[rbacv1.RoleBinding]
 	clusterRoleBindings *store[rbacv1.ClusterRoleBinding]
 	validatingWebhooks  *store[admissionregv1.ValidatingWebhookConfiguration]
@@ -144,7 +143,6 @@ func NewLive(ctx context.Context, c cache.Cache, reader client.Reader, opts Live
 	l.networkPolicies = build[networkingv1.NetworkPolicy](b, &networkingv1.NetworkPolicy{}, networkingv1.Resource("networkpolicies"), nsIndex)
 	refIndex := toolscache.Indexers{indexServiceNamespace: byServiceNamespace}
 	l.apiServices = build[apiregv1.APIService](b, &apiregv1.APIService{}, apiregv1.Resource("apiservices"), refIndex)
-	l.serviceAccounts = build[corev1.ServiceAccount](b, &corev1.ServiceAccount{}, corev1.Resource("serviceaccounts"), nil)
 	l.roleBindings = build[rbacv1.RoleBinding](b, &rbacv1.RoleBinding{}, rbacv1.Resource("rolebindings"),
 		toolscache.Indexers{indexNamespace: byNamespace, indexRoleRef: roleBindingRole})
 	l.clusterRoleBindings = build[rbacv1.ClusterRoleBinding](b, &rbacv1.ClusterRoleBinding{}, rbacv1.Resource("clusterrolebindings"),
@@ -270,27 +268,6 @@ func (l *Live) APIService(ctx context.Context, name string) (*apiregv1.APIServic
 	return readOne(ctx, l, l.apiServices, "", name)
 }
 
-// APIServices implements View.
-func (l *Live) APIServices(ctx context.Context) ([]*apiregv1.APIService, error) {
-	return readAll(ctx, l, l.apiServices)
-}
-
-// ValidatingWebhookConfigurations implements View.
-func (l *Live) ValidatingWebhookConfigurations(ctx context.Context) ([]*admissionregv1.ValidatingWebhookConfiguration, error) {
-	return readAll(ctx, l, l.validatingWebhooks)
-}
-
-// MutatingWebhookConfigurations implements View.
-func (l *Live) MutatingWebhookConfigurations(ctx context.Context) ([]*admissionregv1.MutatingWebhookConfiguration, error) {
-	return readAll(ctx, l, l.mutatingWebhooks)
-}
-
-// CustomResourceDefinitions implements View. The cache keeps only their
-// metadata and spec.conversion (see TransformCRD).
-func (l *Live) CustomResourceDefinitions(ctx context.Context) ([]*apiextensionsv1.CustomResourceDefinition, error) {
-	return readAll(ctx, l, l.crds)
-}
-
 // ServiceReferences implements View. For a namespace it reads the index of
 // referenced Services' namespaces, so a namespace no Service of which is
 // referenced, the common case, costs no list and no allocation.
@@ -314,11 +291,6 @@ func (l *Live) ServiceReferences(ctx context.Context, ns string) ([]ServiceRefer
 		}
 	}
 	return out, nil
-}
-
-// ServiceAccount implements View.
-func (l *Live) ServiceAccount(ctx context.Context, ns, name string) (*corev1.ServiceAccount, error) {
-	return readOne(ctx, l, l.serviceAccounts, ns, name)
 }
 
 // RoleBindings implements View, through the roleRef index when roleName is set.

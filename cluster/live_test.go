@@ -217,9 +217,6 @@ func TestLiveReads(t *testing.T) {
 		if got, err := l.APIService(ctx, api.Name); err != nil || got.Spec.Service.Name != "keda-operator-metrics-apiserver" {
 			t.Errorf("APIService = %v, %v", got, err)
 		}
-		if _, err := l.ServiceAccount(ctx, ns, "keda-metrics-server"); err != nil {
-			t.Errorf("ServiceAccount: %v", err)
-		}
 	})
 	t.Run("lists", func(t *testing.T) {
 		eps, err := l.EndpointSlices(ctx, ns, "keda-operator-metrics-apiserver")

@@ -266,11 +266,6 @@ func (s *Static) APIService(_ context.Context, name string) (*apiregv1.APIServic
 	return get[*apiregv1.APIService](s, apiregv1.Resource("apiservices"), "APIService", "", name)
 }
 
-// ServiceAccount implements View.
-func (s *Static) ServiceAccount(_ context.Context, ns, name string) (*corev1.ServiceAccount, error) {
-	return get[*corev1.ServiceAccount](s, corev1.Resource("serviceaccounts"), "ServiceAccount", ns, name)
-}
-
 // RoleBindings implements View.
 func (s *Static) RoleBindings(_ context.Context, ns, roleName string) ([]*rbacv1.RoleBinding, error) {
 	return slices.DeleteFunc(list[*rbacv1.RoleBinding](s, rbacv1.GroupName, "RoleBinding", ns), func(b *rbacv1.RoleBinding) bool {
@@ -300,21 +295,6 @@ func (s *Static) ServingCertificate(context.Context, string, string) ([]*x509.Ce
 	return nil, fmt.Errorf("TLS probe: %w", ErrNotAvailable)
 }
 
-// APIServices implements View.
-func (s *Static) APIServices(context.Context) ([]*apiregv1.APIService, error) {
-	return list[*apiregv1.APIService](s, apiregv1.GroupName, "APIService", ""), nil
-}
-
-// ValidatingWebhookConfigurations implements View.
-func (s *Static) ValidatingWebhookConfigurations(context.Context) ([]*admissionregv1.ValidatingWebhookConfiguration, error) {
-	return list[*admissionregv1.ValidatingWebhookConfiguration](s, admissionregv1.GroupName, "ValidatingWebhookConfiguration", ""), nil
-}
-
-// MutatingWebhookConfigurations implements View.
-func (s *Static) MutatingWebhookConfigurations(context.Context) ([]*admissionregv1.MutatingWebhookConfiguration, error) {
-	return list[*admissionregv1.MutatingWebhookConfiguration](s, admissionregv1.GroupName, "MutatingWebhookConfiguration", ""), nil
-}
-
 // ServiceReferences implements View.
 func (s *Static) ServiceReferences(_ context.Context, ns string) ([]ServiceReference, error) {
 	var out []ServiceReference
@@ -329,11 +309,6 @@ func (s *Static) ServiceReferences(_ context.Context, ns string) ([]ServiceRefer
 		}
 	}
 	return out, nil
-}
-
-// CustomResourceDefinitions implements View.
-func (s *Static) CustomResourceDefinitions(context.Context) ([]*apiextensionsv1.CustomResourceDefinition, error) {
-	return list[*apiextensionsv1.CustomResourceDefinition](s, apiextensionsv1.GroupName, "CustomResourceDefinition", ""), nil
 }
 
 // NewStatic builds a view from typed objects, each of a kind in NewScheme(),

@@ -6,12 +6,10 @@ import (
 	"errors"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
-	admissionregv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 )
@@ -42,23 +40,11 @@ type View interface {
 	NetworkPolicies(ctx context.Context, namespace string) ([]*networkingv1.NetworkPolicy, error)
 	// APIService returns the named APIService.
 	APIService(ctx context.Context, name string) (*apiregv1.APIService, error)
-	// APIServices returns every APIService.
-	APIServices(ctx context.Context) ([]*apiregv1.APIService, error)
-	// ValidatingWebhookConfigurations returns every validating webhook configuration.
-	ValidatingWebhookConfigurations(ctx context.Context) ([]*admissionregv1.ValidatingWebhookConfiguration, error)
-	// MutatingWebhookConfigurations returns every mutating webhook configuration.
-	MutatingWebhookConfigurations(ctx context.Context) ([]*admissionregv1.MutatingWebhookConfiguration, error)
-	// CustomResourceDefinitions returns every CRD. A view may strip what the
-	// rules never read (schemas); spec.conversion is kept.
-	CustomResourceDefinitions(ctx context.Context) ([]*apiextensionsv1.CustomResourceDefinition, error)
 	// ServiceReferences returns the Services the API server calls out to, in
 	// namespace (every namespace when empty): those of APIServices, of
 	// validating and mutating webhooks, and of CRD conversion webhooks, in
-	// that order of kinds. It is what the four lists above hold, asked by the
-	// Services' namespace.
+	// that order of kinds.
 	ServiceReferences(ctx context.Context, namespace string) ([]ServiceReference, error)
-	// ServiceAccount returns the named ServiceAccount.
-	ServiceAccount(ctx context.Context, namespace, name string) (*corev1.ServiceAccount, error)
 	// RoleBindings returns the RoleBindings of a namespace whose roleRef
 	// names roleName; an empty roleName means all of them.
 	RoleBindings(ctx context.Context, namespace, roleName string) ([]*rbacv1.RoleBinding, error)
