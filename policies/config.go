@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -35,6 +34,10 @@ const (
 //	caBundleChurn:           # apiservice-cabundle-churn
 //	  window: 10m            # default 10m
 //	  replacements: 3        # default 3, from 2 to 64
+//	controlPlane:            # where the control plane connects from
+//	  cidrs: [172.16.0.0/28] # default none: autodetect
+//	  konnectivityAgentSelector: {k8s-app: konnectivity-agent}
+//	  konnectivityAgentNamespace: kube-system
 type Config struct {
 	// Mode is the global mode. Default ModeEnforce.
 	Mode Mode
@@ -43,10 +46,9 @@ type Config struct {
 	// ExemptNamespaces are never evaluated: objects in them, and APIServices
 	// whose backend Service is in them. Default: none.
 	ExemptNamespaces []string
-	// ControlPlaneCIDRs are ranges the control plane connects from besides
-	// what the cluster shows (e.g. GKE's master-ipv4-cidr); set from the
-	// --control-plane-cidr flag, not the file. Default: none.
-	ControlPlaneCIDRs []netip.Prefix
+	// ControlPlane says where the control plane's connections come from.
+	// Default: autodetected (see ControlPlane).
+	ControlPlane ControlPlane
 	// CABundleChurn tunes apiservice-cabundle-churn. Zero fields mean the
 	// defaults (window 10m, 3 replacements).
 	CABundleChurn ChurnConfig
@@ -115,6 +117,7 @@ type fileConfig struct {
 	ExemptNamespaces []string  `yaml:"exemptNamespaces"`
 	Rules            yaml.Node `yaml:"rules"`
 	CABundleChurn    yaml.Node `yaml:"caBundleChurn"`
+	ControlPlane     yaml.Node `yaml:"controlPlane"`
 }
 
 // LoadConfig reads and validates a config file against the rule catalogue.
@@ -167,6 +170,9 @@ func ParseConfig(data []byte, rules []Rule) (Config, error) {
 	}
 	cfg.Rules = actions
 	if cfg.CABundleChurn, err = parseChurnConfig(&fc.CABundleChurn); err != nil {
+		return Config{}, err
+	}
+	if cfg.ControlPlane, err = parseControlPlane(&fc.ControlPlane); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil

@@ -3,6 +3,8 @@ package policies
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"net/netip"
 	"strings"
 
@@ -13,49 +15,75 @@ import (
 	"apiservice-guard.io/apiservice-guard/policies/netpol"
 )
 
-// Where the control plane's connections come from (DESIGN "Control-plane
-// sources").
-const (
-	controlPlaneNodeLabel = "node-role.kubernetes.io/control-plane"
-	konnectivityLabel     = "k8s-app"
-	konnectivityValue     = "konnectivity-agent"
-	konnectivityNamespace = "kube-system"
-	// maxCIDRAddresses bounds how many addresses of a configured CIDR are
-	// checked one by one; larger CIDRs are checked at both ends.
-	maxCIDRAddresses = 256
-)
+// controlPlaneNodeLabel marks control-plane nodes.
+const controlPlaneNodeLabel = "node-role.kubernetes.io/control-plane"
+
+// maxCIDRAddresses bounds how many addresses of a configured CIDR are checked
+// one by one; larger CIDRs are checked at both ends.
+const maxCIDRAddresses = 256
 
 // source is one place the control plane connects from.
 type source struct {
 	endpoint netpol.Endpoint
 	// what names it in messages: "API server 10.0.0.1".
 	what string
-	// cidr is what an ipBlock must allow for it, "" for a pod-network source
-	// (a konnectivity-agent pod, allowed by pod/namespace selectors).
-	cidr string
+	// peer is the NetworkPolicy peer that admits it, as YAML flow text: an
+	// ipBlock, or for a pod-network konnectivity agent its namespace and pod
+	// selectors.
+	peer string
+}
+
+// ipBlockPeer is the peer admitting the addresses of p.
+func ipBlockPeer(p netip.Prefix) string { return fmt.Sprintf("{ipBlock: {cidr: %s}}", p) }
+
+// sourceModel says which of ControlPlane's cases found the sources.
+type sourceModel string
+
+// The source models, as findings name them.
+const (
+	modelConfigured   sourceModel = "configured CIDRs"
+	modelKonnectivity sourceModel = "konnectivity agents"
+	modelDirect       sourceModel = "API servers and control-plane nodes"
+)
+
+// sources are the control plane's sources and the model that found them.
+type sources struct {
+	model sourceModel
+	list  []source
+	// agents are the pod-network konnectivity agents (model
+	// konnectivity), whose egress policies can cut the path too.
+	agents []source
 }
 
 type sourcesKey struct{}
 
-// controlPlaneSources lists the control plane's sources: the addresses of the
-// default/kubernetes EndpointSlice, the InternalIPs of control-plane nodes,
-// konnectivity-agent pods (hostNetwork ones as their node), and the
-// configured CIDRs. Duplicate addresses are listed once.
-func controlPlaneSources(ctx context.Context, r *Review, v cluster.View) []source {
-	return memoize(r, sourcesKey{}, func() []source {
+// controlPlaneSources finds the control plane's sources in the order of
+// ControlPlane: the configured CIDRs; else the konnectivity agents, where
+// any run (hostNetwork ones as their node's address, pod-network ones as
+// pods that pod and namespace selectors can match); else the addresses of
+// the default/kubernetes EndpointSlice and the InternalIPs of control-plane
+// nodes. Duplicate addresses are listed once.
+func controlPlaneSources(ctx context.Context, r *Review, v cluster.View) sources {
+	return memoize(r, sourcesKey{}, func() sources {
 		b := &sourceList{seen: map[netip.Addr]bool{}}
+		if cidrs := r.controlPlane.CIDRs; len(cidrs) > 0 {
+			for _, p := range cidrs {
+				b.addCIDR(p)
+			}
+			return sources{model: modelConfigured, list: b.list}
+		}
 		nodes, _ := v.Nodes(ctx)
+		if pods, nsLabels := konnectivityAgents(ctx, r, v); len(pods) > 0 {
+			agents := b.konnectivity(pods, nsLabels, nodes, agentPeer(r.controlPlane))
+			return sources{model: modelKonnectivity, list: b.list, agents: agents}
+		}
 		b.apiServers(ctx, v, nodes)
 		for _, n := range nodes {
 			if _, ok := n.Labels[controlPlaneNodeLabel]; ok {
 				b.addAddr(internalIP(n), n.Name, "control-plane node "+n.Name)
 			}
 		}
-		b.konnectivity(ctx, v)
-		for _, p := range r.controlPlaneCIDRs {
-			b.addCIDR(p)
-		}
-		return b.list
+		return sources{model: modelDirect, list: b.list}
 	})
 }
 
@@ -78,20 +106,32 @@ func (b *sourceList) apiServers(ctx context.Context, v cluster.View, nodes []*co
 	}
 }
 
-// konnectivity adds konnectivity-agent pods: hostNetwork ones as their node's
-// address, pod-network ones as pods that pod and namespace selectors match.
-func (b *sourceList) konnectivity(ctx context.Context, v cluster.View) {
-	pods, nsLabels := konnectivityAgents(ctx, v)
+// konnectivity adds konnectivity-agent pods: hostNetwork ones as their
+// node's address (the pod's, else the node's InternalIP), pod-network ones as
+// pods that pod and namespace selectors match. It returns the pod-network ones.
+func (b *sourceList) konnectivity(pods []*corev1.Pod, nsLabels map[string]string, nodes []*corev1.Node, peer string) []source {
+	var agents []source
 	for _, p := range pods {
 		np := netpol.NewPod(p, nsLabels)
-		if p.Spec.HostNetwork {
-			for _, ip := range np.IPs {
-				b.addAddr(ip, p.Spec.NodeName, "konnectivity-agent "+p.Name+" (hostNetwork)")
-			}
+		if !p.Spec.HostNetwork {
+			s := source{endpoint: netpol.PodEndpoint(np), what: "konnectivity-agent pod " + p.Namespace + "/" + p.Name, peer: peer}
+			b.list = append(b.list, s)
+			agents = append(agents, s)
 			continue
 		}
-		b.list = append(b.list, source{endpoint: netpol.PodEndpoint(np), what: "konnectivity-agent pod " + p.Namespace + "/" + p.Name})
+		ips := np.IPs
+		if len(ips) == 0 {
+			for _, n := range nodes {
+				if n.Name == p.Spec.NodeName {
+					ips = []netip.Addr{internalIP(n)}
+				}
+			}
+		}
+		for _, ip := range ips {
+			b.addAddr(ip, p.Spec.NodeName, "konnectivity-agent "+p.Name+" (hostNetwork)")
+		}
 	}
+	return agents
 }
 
 func (b *sourceList) addAddr(ip netip.Addr, node, what string) {
@@ -99,14 +139,14 @@ func (b *sourceList) addAddr(ip netip.Addr, node, what string) {
 		return
 	}
 	b.seen[ip] = true
-	b.list = append(b.list, source{endpoint: netpol.AddrEndpoint(ip, node), what: what, cidr: netip.PrefixFrom(ip, ip.BitLen()).String()})
+	b.list = append(b.list, source{endpoint: netpol.AddrEndpoint(ip, node), what: what, peer: ipBlockPeer(netip.PrefixFrom(ip, ip.BitLen()))})
 }
 
 // addCIDR adds a configured CIDR: every address of a small one, both ends of
 // a large one (an ipBlock except carving out its middle would go unnoticed;
 // the flag is meant for small ranges such as GKE's /28).
 func (b *sourceList) addCIDR(p netip.Prefix) {
-	what := "--control-plane-cidr " + p.String()
+	what := "control-plane CIDR " + p.String()
 	ips := []netip.Addr{p.Addr()}
 	if hostBits := p.Addr().BitLen() - p.Bits(); hostBits < 63 && 1<<hostBits <= maxCIDRAddresses {
 		for ip, n := p.Addr().Next(), 1; n < 1<<hostBits && p.Contains(ip); ip, n = ip.Next(), n+1 {
@@ -118,7 +158,7 @@ func (b *sourceList) addCIDR(p netip.Prefix) {
 	for _, ip := range ips {
 		if !b.seen[ip] {
 			b.seen[ip] = true
-			b.list = append(b.list, source{endpoint: netpol.AddrEndpoint(ip, ""), what: fmt.Sprintf("%s (%s)", what, ip), cidr: p.String()})
+			b.list = append(b.list, source{endpoint: netpol.AddrEndpoint(ip, ""), what: fmt.Sprintf("%s (%s)", what, ip), peer: ipBlockPeer(p)})
 		}
 	}
 }
@@ -166,12 +206,26 @@ func internalIP(n *corev1.Node) netip.Addr {
 	return netip.Addr{}
 }
 
-// konnectivityAgents are the konnectivity-agent pods and their namespace's labels.
-func konnectivityAgents(ctx context.Context, v cluster.View) ([]*corev1.Pod, map[string]string) {
-	pods, _ := v.Pods(ctx, konnectivityNamespace, labels.SelectorFromSet(labels.Set{konnectivityLabel: konnectivityValue}))
+// agentPeer is the peer admitting pod-network konnectivity agents: their
+// namespace by name and their labels.
+func agentPeer(cp ControlPlane) string {
+	l := cp.agentLabels()
+	pairs := make([]string, 0, len(l))
+	for _, k := range slices.Sorted(maps.Keys(l)) {
+		pairs = append(pairs, k+": "+l[k])
+	}
+	return fmt.Sprintf("{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: %s}}, podSelector: {matchLabels: {%s}}}",
+		cp.agentNamespace(), strings.Join(pairs, ", "))
+}
+
+// konnectivityAgents are the konnectivity-agent pods and their namespace's
+// labels.
+func konnectivityAgents(ctx context.Context, r *Review, v cluster.View) ([]*corev1.Pod, map[string]string) {
+	ns := r.controlPlane.agentNamespace()
+	pods, _ := v.Pods(ctx, ns, labels.SelectorFromSet(r.controlPlane.agentLabels()))
 	var nsLabels map[string]string
-	if ns, err := v.Namespace(ctx, konnectivityNamespace); err == nil {
-		nsLabels = ns.Labels
+	if n, err := v.Namespace(ctx, ns); err == nil {
+		nsLabels = n.Labels
 	}
 	return pods, nsLabels
 }

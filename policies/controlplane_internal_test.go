@@ -16,7 +16,7 @@ import (
 
 // sourceRow is what a test asserts about a source.
 type sourceRow struct {
-	What, CIDR, Node string
+	What, Peer, Node string
 	// Addr is the source's address, "" for a pod-network agent.
 	Addr string
 }
@@ -24,7 +24,7 @@ type sourceRow struct {
 func rows(srcs []source) []sourceRow {
 	var out []sourceRow
 	for _, s := range srcs {
-		r := sourceRow{What: s.what, CIDR: s.cidr, Node: s.endpoint.Node}
+		r := sourceRow{What: s.what, Peer: s.peer, Node: s.endpoint.Node}
 		if s.endpoint.IP.IsValid() {
 			r.Addr = s.endpoint.IP.String()
 		}
@@ -64,7 +64,7 @@ func testNode(name, ip string, controlPlane bool) *corev1.Node {
 
 func agentPod(name, ip, node string, hostNetwork bool) *corev1.Pod {
 	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: konnectivityNamespace, Name: name, Labels: map[string]string{konnectivityLabel: konnectivityValue}},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: name, Labels: map[string]string{"k8s-app": "konnectivity-agent"}},
 		Spec:       corev1.PodSpec{NodeName: node, HostNetwork: hostNetwork},
 		Status:     corev1.PodStatus{PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}},
 	}
@@ -74,10 +74,13 @@ func agentPod(name, ip, node string, hostNetwork bool) *corev1.Pod {
 func cidrRows(p string, addrs ...string) []sourceRow {
 	var out []sourceRow
 	for _, a := range addrs {
-		out = append(out, sourceRow{What: fmt.Sprintf("--control-plane-cidr %s (%s)", p, a), CIDR: p, Addr: a})
+		out = append(out, sourceRow{What: fmt.Sprintf("control-plane CIDR %s (%s)", p, a), Peer: "{ipBlock: {cidr: " + p + "}}", Addr: a})
 	}
 	return out
 }
+
+// agentsFix is the peer admitting the default konnectivity agents.
+const agentsFix = "{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: kube-system}}, podSelector: {matchLabels: {k8s-app: konnectivity-agent}}}"
 
 // seq is base.0 .. base.(n-1) of an IPv4 /24.
 func seq(base string, n int) []string {
@@ -93,6 +96,8 @@ func TestControlPlaneSourcesList(t *testing.T) {
 		name  string
 		objs  []runtime.Object
 		cidrs []string
+		cp    ControlPlane // CIDRs from cidrs
+		model sourceModel  // default modelDirect, or modelConfigured with cidrs
 		want  []sourceRow
 	}{
 		{name: "nothing known"},
@@ -105,33 +110,67 @@ func TestControlPlaneSourcesList(t *testing.T) {
 			name: "API servers, in slice order",
 			objs: []runtime.Object{kubernetesSlice("10.0.0.2", "10.0.0.1", "not-an-ip")},
 			want: []sourceRow{
-				{What: "API server 10.0.0.2", CIDR: "10.0.0.2/32", Addr: "10.0.0.2"},
-				{What: "API server 10.0.0.1", CIDR: "10.0.0.1/32", Addr: "10.0.0.1"},
+				{What: "API server 10.0.0.2", Peer: "{ipBlock: {cidr: 10.0.0.2/32}}", Addr: "10.0.0.2"},
+				{What: "API server 10.0.0.1", Peer: "{ipBlock: {cidr: 10.0.0.1/32}}", Addr: "10.0.0.1"},
 			},
 		},
 		{
-			name: "the same address from the slice, a node and a hostNetwork agent: listed once, as the API server on its node",
-			objs: []runtime.Object{testNode("cp-1", "192.168.0.10", true), kubernetesSlice("192.168.0.10"),
-				agentPod("konnectivity-agent-a", "192.168.0.10", "cp-1", true)},
-			want: []sourceRow{{What: "API server 192.168.0.10", CIDR: "192.168.0.10/32", Node: "cp-1", Addr: "192.168.0.10"}},
+			name: "the same address from the slice and a node: listed once, as the API server on its node",
+			objs: []runtime.Object{testNode("cp-1", "192.168.0.10", true), kubernetesSlice("192.168.0.10")},
+			want: []sourceRow{{What: "API server 192.168.0.10", Peer: "{ipBlock: {cidr: 192.168.0.10/32}}", Node: "cp-1", Addr: "192.168.0.10"}},
 		},
 		{
-			name: "each kind, in order: API servers, control-plane nodes, agents, CIDRs",
+			name: "API servers, then control-plane nodes",
 			objs: []runtime.Object{
-				agentPod("konnectivity-agent-p", "10.244.0.5", "node-2", false),
-				agentPod("konnectivity-agent-h", "192.168.0.20", "node-2", true),
 				testNode("cp-1", "192.168.0.10", true),
 				testNode("node-2", "192.168.0.20", false),
 				kubernetesSlice("10.0.0.1"),
 			},
-			cidrs: []string{"172.16.0.0/32"},
 			want: []sourceRow{
-				{What: "API server 10.0.0.1", CIDR: "10.0.0.1/32", Addr: "10.0.0.1"},
-				{What: "control-plane node cp-1", CIDR: "192.168.0.10/32", Node: "cp-1", Addr: "192.168.0.10"},
-				{What: "konnectivity-agent pod kube-system/konnectivity-agent-p"},
-				{What: "konnectivity-agent konnectivity-agent-h (hostNetwork)", CIDR: "192.168.0.20/32", Node: "node-2", Addr: "192.168.0.20"},
-				{What: "--control-plane-cidr 172.16.0.0/32 (172.16.0.0)", CIDR: "172.16.0.0/32", Addr: "172.16.0.0"},
+				{What: "API server 10.0.0.1", Peer: "{ipBlock: {cidr: 10.0.0.1/32}}", Addr: "10.0.0.1"},
+				{What: "control-plane node cp-1", Peer: "{ipBlock: {cidr: 192.168.0.10/32}}", Node: "cp-1", Addr: "192.168.0.10"},
 			},
+		},
+		{
+			name: "where konnectivity agents run, they are the sources and the API servers are not",
+			objs: []runtime.Object{
+				agentPod("konnectivity-agent-p", "10.244.0.5", "node-2", false),
+				agentPod("konnectivity-agent-h", "192.168.0.20", "node-2", true),
+				agentPod("konnectivity-agent-n", "", "node-3", true),
+				testNode("cp-1", "192.168.0.10", true),
+				testNode("node-2", "192.168.0.20", false),
+				testNode("node-3", "192.168.0.30", false),
+				kubernetesSlice("10.0.0.1"),
+			},
+			model: modelKonnectivity,
+			want: []sourceRow{
+				{What: "konnectivity-agent pod kube-system/konnectivity-agent-p", Peer: agentsFix},
+				{What: "konnectivity-agent konnectivity-agent-h (hostNetwork)", Peer: "{ipBlock: {cidr: 192.168.0.20/32}}", Node: "node-2", Addr: "192.168.0.20"},
+				{What: "konnectivity-agent konnectivity-agent-n (hostNetwork)", Peer: "{ipBlock: {cidr: 192.168.0.30/32}}", Node: "node-3", Addr: "192.168.0.30"},
+			},
+		},
+		{
+			name: "a configured agent selector and namespace",
+			objs: []runtime.Object{
+				agentPod("konnectivity-agent-p", "10.244.0.5", "node-2", false),
+				&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "konnectivity", Name: "agent-1", Labels: map[string]string{"app": "agent"}},
+					Status: corev1.PodStatus{PodIP: "10.244.0.9"}},
+				kubernetesSlice("10.0.0.1"),
+			},
+			cp:    ControlPlane{KonnectivityAgentSelector: map[string]string{"app": "agent"}, KonnectivityAgentNamespace: "konnectivity"},
+			model: modelKonnectivity,
+			want: []sourceRow{{What: "konnectivity-agent pod konnectivity/agent-1",
+				Peer: "{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: konnectivity}}, podSelector: {matchLabels: {app: agent}}}"}},
+		},
+		{
+			name: "configured CIDRs replace everything autodetected",
+			objs: []runtime.Object{
+				agentPod("konnectivity-agent-p", "10.244.0.5", "node-2", false),
+				testNode("cp-1", "192.168.0.10", true),
+				kubernetesSlice("10.0.0.1"),
+			},
+			cidrs: []string{"172.16.0.0/32"},
+			want:  cidrRows("172.16.0.0/32", "172.16.0.0"),
 		},
 		{name: "a /28 is its 16 addresses", cidrs: []string{"172.16.0.0/28"}, want: cidrRows("172.16.0.0/28", seq("172.16.0", 16)...)},
 		{name: "a /24 is its 256 addresses", cidrs: []string{"10.9.8.0/24"}, want: cidrRows("10.9.8.0/24", seq("10.9.8", 256)...)},
@@ -140,13 +179,6 @@ func TestControlPlaneSourcesList(t *testing.T) {
 		{name: "an IPv6 /126", cidrs: []string{"fd00::/126"}, want: cidrRows("fd00::/126", "fd00::", "fd00::1", "fd00::2", "fd00::3")},
 		{name: "an IPv6 /64 at both ends", cidrs: []string{"fd00::/64"}, want: cidrRows("fd00::/64", "fd00::", "fd00::ffff:ffff:ffff:ffff")},
 		{
-			name:  "a CIDR holding an API server: that address stays the API server",
-			objs:  []runtime.Object{kubernetesSlice("172.16.0.2")},
-			cidrs: []string{"172.16.0.0/30"},
-			want: append([]sourceRow{{What: "API server 172.16.0.2", CIDR: "172.16.0.2/32", Addr: "172.16.0.2"}},
-				cidrRows("172.16.0.0/30", "172.16.0.0", "172.16.0.1", "172.16.0.3")...),
-		},
-		{
 			name:  "overlapping CIDRs: each address once",
 			cidrs: []string{"172.16.0.0/31", "172.16.0.0/30"},
 			want:  append(cidrRows("172.16.0.0/31", "172.16.0.0", "172.16.0.1"), cidrRows("172.16.0.0/30", "172.16.0.2", "172.16.0.3")...),
@@ -154,13 +186,23 @@ func TestControlPlaneSourcesList(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := &Review{}
+			r := &Review{evaluation: &evaluation{controlPlane: tc.cp}}
 			for _, c := range tc.cidrs {
-				r.controlPlaneCIDRs = append(r.controlPlaneCIDRs, netip.MustParsePrefix(c))
+				r.controlPlane.CIDRs = append(r.controlPlane.CIDRs, netip.MustParsePrefix(c))
 			}
-			got := rows(controlPlaneSources(t.Context(), r, staticView(t, tc.objs...)))
-			if diff := cmp.Diff(tc.want, got); diff != "" {
+			srcs := controlPlaneSources(t.Context(), r, staticView(t, tc.objs...))
+			if diff := cmp.Diff(tc.want, rows(srcs.list)); diff != "" {
 				t.Errorf("controlPlaneSources (-want +got):\n%s", diff)
+			}
+			want := tc.model
+			if want == "" {
+				want = modelDirect
+				if len(tc.cidrs) > 0 {
+					want = modelConfigured
+				}
+			}
+			if srcs.model != want {
+				t.Errorf("model = %q, want %q", srcs.model, want)
 			}
 		})
 	}

@@ -25,7 +25,7 @@ func TestControlPlaneSources(t *testing.T) {
 			state:    kedaBackend(),
 			review:   deny,
 			want:     []verdict{{blocksAPIService, policies.Warn}},
-			mentions: []string{"cannot verify that APIService " + kedaAPI + " stays reachable", "--control-plane-cidr"},
+			mentions: []string{"cannot verify that the control plane still reaches APIService " + kedaAPI, "--control-plane-cidr", "isolated by keda/default-deny"},
 		},
 		{
 			name:     "worker nodes are no source",
@@ -45,7 +45,7 @@ func TestControlPlaneSources(t *testing.T) {
 		{
 			name: "CIDR allowed half", state: kedaBackend(), cidrs: []string{"172.16.0.0/28"}, review: cidr("allow-cp", "172.16.0.0/29"),
 			want:     enforce,
-			mentions: []string{"--control-plane-cidr 172.16.0.0/28 (172.16.0.8) cannot reach pod keda/" + kedaPod, "ipBlock: {cidr: 172.16.0.0/28}", "port: 6443"},
+			mentions: []string{"control-plane CIDR 172.16.0.0/28 (172.16.0.8) cannot reach pod keda/" + kedaPod, "ipBlock: {cidr: 172.16.0.0/28}", "port: 6443"},
 		},
 		{
 			name: "CIDR allowed but its last address", state: kedaBackend(), cidrs: []string{"172.16.0.0/28"},
@@ -61,11 +61,11 @@ func TestControlPlaneSources(t *testing.T) {
 		{name: "/16 allowed whole", state: kedaBackend(), cidrs: []string{"10.1.0.0/16"}, review: cidr("allow-cp", "10.1.0.0/16")},
 		{
 			name: "/16 allowed lower half", state: kedaBackend(), cidrs: []string{"10.1.0.0/16"}, review: cidr("allow-cp", "10.1.0.0/17"),
-			want: enforce, mentions: []string{"--control-plane-cidr 10.1.0.0/16 (10.1.255.255)"},
+			want: enforce, mentions: []string{"control-plane CIDR 10.1.0.0/16 (10.1.255.255)"},
 		},
 		{
 			name: "/16 allowed upper half", state: kedaBackend(), cidrs: []string{"10.1.0.0/16"}, review: cidr("allow-cp", "10.1.128.0/17"),
-			want: enforce, mentions: []string{"--control-plane-cidr 10.1.0.0/16 (10.1.0.0)"},
+			want: enforce, mentions: []string{"control-plane CIDR 10.1.0.0/16 (10.1.0.0)"},
 		},
 		// Control-plane nodes, and the own-node exemption.
 		{
@@ -141,11 +141,28 @@ func TestControlPlaneSources(t *testing.T) {
 			review: npCreate(netpolicy(kedaNS, "allow-agents", npAllow(agentsPeer(), 6443))),
 		},
 		{
-			name:     "pod-network agent allowed, API server not",
+			// The API server reaches pods through the agents: its own
+			// address is no source where agents run.
+			name:   "pod-network agent allowed, API server not",
+			state:  slices.Concat(kedaBackend(), objs(podAgent, apiServerSlice(apiServerIP))),
+			review: npCreate(netpolicy(kedaNS, "allow-agents", npAllow(agentsPeer(), 6443))),
+		},
+		{
+			name:     "API server allowed, pod-network agent not",
 			state:    slices.Concat(kedaBackend(), objs(podAgent, apiServerSlice(apiServerIP))),
+			review:   npCreate(allowAPIServer(kedaNS, "allow-api-server", 6443)),
+			want:     enforce,
+			mentions: []string{"konnectivity-agent pod kube-system/konnectivity-agent-p cannot reach", "isolated by keda/allow-api-server"},
+			detail:   []string{"control-plane sources: konnectivity agents"},
+		},
+		{
+			name:     "configured CIDRs replace the agents",
+			state:    slices.Concat(kedaBackend(), objs(podAgent, apiServerSlice(apiServerIP))),
+			cidrs:    []string{"172.16.0.0/28"},
 			review:   npCreate(netpolicy(kedaNS, "allow-agents", npAllow(agentsPeer(), 6443))),
 			want:     enforce,
-			mentions: []string{"API server 10.0.0.1 cannot reach", "isolated by keda/allow-agents"},
+			mentions: []string{"control-plane CIDR 172.16.0.0/28 (172.16.0.0) cannot reach"},
+			detail:   []string{"control-plane sources: configured CIDRs"},
 		},
 		{
 			name:   "pod-network agent and the backend on the same node: no exemption for pods",

@@ -112,20 +112,14 @@ func (e *Engine) Evaluate(ctx context.Context, r *Review, v cluster.View) []Find
 			remember()
 		}
 	}
-	r.onAllowed = nil
 	return findings
 }
 
-// prepare resets a review's per-evaluation state and hands it the engine's
-// caches and settings.
+// prepare gives a review a fresh evaluation holding the engine's caches and
+// settings.
 func (e *Engine) prepare(r *Review) {
 	r.now()
-	r.memo = nil // look-ups are per evaluation: a reused Review starts afresh
-	r.onAllowed = nil
-	r.certs = e.certs
-	r.compiled = e.compiled
-	r.churn = e.churn
-	r.controlPlaneCIDRs = e.config.ControlPlaneCIDRs
+	r.evaluation = &evaluation{certs: e.certs, compiled: e.compiled, churn: e.churn, controlPlane: e.config.ControlPlane}
 }
 
 // Mutate runs every enabled mutating rule that applies to the review, in

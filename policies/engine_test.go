@@ -35,6 +35,7 @@ func TestDefaultRules(t *testing.T) {
 		{"networkpolicy-blocks-apiservice", policies.Enforce},
 		{"networkpolicy-blocks-webhook", policies.Warn},
 		{"networkpolicy-blocks-konnectivity", policies.Warn},
+		{"networkpolicy-invalid", policies.Warn},
 		{"k0s-konnectivity-disabled", policies.Warn},
 		{"k0s-config-invalid", policies.Enforce},
 		{"k0s-immutable-network-change", policies.Enforce},

@@ -2,7 +2,9 @@ package policies
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -15,8 +17,8 @@ import (
 // NetworkPolicyKind is the group/kind of NetworkPolicies.
 var NetworkPolicyKind = schema.GroupKind{Group: networkingv1.GroupName, Kind: "NetworkPolicy"}
 
-// networkPolicyRules is the reachability family: a NetworkPolicy write,
-// evaluated on the state after it, must not cut the control plane off.
+// networkPolicyRules is the reachability family: the NetworkPolicies of a
+// namespace, judged as a set, must not cut the control plane off.
 func networkPolicyRules() []Rule {
 	return []Rule{
 		networkPolicyRule(ruleBlocksAPIService, Enforce,
@@ -24,21 +26,33 @@ func networkPolicyRules() []Rule {
 		networkPolicyRule(ruleBlocksWebhook, Warn,
 			"after the change, a control-plane source can no longer reach a webhook or CRD conversion webhook backend (this guard's included)"),
 		blocksKonnectivityRule(),
+		invalidPolicyRule(),
 	}
 }
 
-// change is a NetworkPolicy write: its namespace's policies before and after.
-type change struct {
+// judgement is what a NetworkPolicy review compares: its namespace's
+// policies before and after the write (JudgeChange), or no policy at all and
+// the policies in force, the reviewed one included (JudgeState).
+type judgement struct {
 	namespace     string
 	before, after *netpol.Set
+	// state is true for JudgeState.
+	state bool
+	// reviewed names the reviewed policy.
+	reviewed netpol.PolicyRef
 }
 
-type changeKey struct{}
+// noPolicies is the empty set: nothing isolated, everything allowed.
+var noPolicies = netpol.Compile(nil)
 
-// changeFor compiles the policies of the written policy's namespace as they
-// are and as they will be. The view holds the state before the write.
-func changeFor(ctx context.Context, r *Review, v cluster.View) *change {
-	return memoize(r, changeKey{}, func() *change {
+type judgementKey struct{}
+
+// judgementFor compiles the policies of the reviewed policy's namespace as
+// the review's question needs them; nil when there is nothing to judge. The
+// view holds the state before an admission write, and the whole state for
+// the offline check and audit.
+func judgementFor(ctx context.Context, r *Review, v cluster.View) *judgement {
+	return memoize(r, judgementKey{}, func() *judgement {
 		obj, oldObj := r.Objects()
 		np, _ := obj.(*networkingv1.NetworkPolicy)
 		old, _ := oldObj.(*networkingv1.NetworkPolicy)
@@ -55,73 +69,67 @@ func changeFor(ctx context.Context, r *Review, v cluster.View) *change {
 		if err != nil {
 			return nil
 		}
+		name := r.Name
+		if name == "" {
+			name = cmpOr(np, old).Name
+		}
+		j := &judgement{namespace: ns, reviewed: netpol.PolicyRef{Namespace: ns, Name: name}}
+		if r.Judge == JudgeState {
+			j.state, j.before = true, noPolicies
+			j.after = r.compiled.compile(ns, current)
+			if np != nil { // the reviewed version is the one in force
+				j.after = j.after.With([]*networkingv1.NetworkPolicy{np})
+			}
+			return j
+		}
 		if r.Operation == Create && np != nil && slices.ContainsFunc(current, func(p *networkingv1.NetworkPolicy) bool { return p.Name == np.Name }) {
 			// A created policy is not in force yet; a view that already
-			// holds it (the offline check's files) must not count it as before.
+			// holds it must not count it as before.
 			current = slices.DeleteFunc(slices.Clone(current), func(p *networkingv1.NetworkPolicy) bool { return p.Name == np.Name })
 		}
-		c := &change{namespace: ns, before: r.compiled.compile(ns, current)}
-		switch {
-		case np != nil:
-			c.after = c.before.With([]*networkingv1.NetworkPolicy{np})
-		default:
-			c.after = c.before.With(nil, netpol.PolicyRef{Namespace: ns, Name: old.Name})
+		j.before = r.compiled.compile(ns, current)
+		if np != nil {
+			j.after = j.before.With([]*networkingv1.NetworkPolicy{np})
+		} else {
+			j.after = j.before.With(nil, j.reviewed)
 		}
-		return c
+		return j
 	})
 }
 
-// networkPolicyRule reports, for each protected Service of its rule with pods
-// in the written policy's namespace, the first control-plane source that
-// reached a pod before the write and no longer does.
-func networkPolicyRule(name string, def Action, summary string) Rule {
-	return Rule{
-		Name: name, Default: def, Summary: summary,
-		Kinds: []schema.GroupKind{NetworkPolicyKind},
-		Check: func(ctx context.Context, r *Review, v cluster.View) []Result {
-			var out []Result
-			if name == ruleBlocksAPIService {
-				out = invalidParts(r)
-			}
-			here := protectedIn(ctx, r, v)
-			if len(here) == 0 {
-				return out // no backend here: nothing to compile or resolve
-			}
-			c := changeFor(ctx, r, v)
-			if c == nil {
-				return out
-			}
-			for _, p := range here {
-				if p.rule != name {
-					continue
-				}
-				targets := targetsOf(ctx, v, p)
-				if len(targets) == 0 {
-					continue
-				}
-				srcs := controlPlaneSources(ctx, r, v)
-				if len(srcs) == 0 {
-					return []Result{cannotVerify(p)}
-				}
-				if b, ok := newlyBlocked(c, srcs, targets); ok {
-					out = append(out, b.result(p.what, false))
-				}
-			}
-			return out
-		},
+// cmpOr returns a when it is not nil, else b.
+func cmpOr(a, b *networkingv1.NetworkPolicy) *networkingv1.NetworkPolicy {
+	if a != nil {
+		return a
 	}
+	return b
 }
 
-// newlyBlocked finds a source that reached a target before and does not after.
-func newlyBlocked(c *change, srcs []source, targets []target) (blocked, bool) {
+// verdictFunc is one direction of netpol.Set's evaluation.
+type verdictFunc func(*netpol.Set, netpol.Traffic) netpol.Verdict
+
+var (
+	ingressOf verdictFunc = (*netpol.Set).Ingress
+	egressOf  verdictFunc = (*netpol.Set).Egress
+)
+
+// blocked finds a source that the policies after the write keep from a
+// target and those before did not. Under JudgeState, where "before" is no
+// policy at all, a blocked path is reported once, on the first policy that
+// isolates it: when that is not the reviewed policy, another review reports
+// it and this one says nothing.
+func (j *judgement) blocked(dir verdictFunc, srcs []source, targets []target) (blocked, bool) {
 	for _, t := range targets {
 		for _, s := range srcs {
 			// After first: a write that leaves the path open, the common
 			// case, needs no look at the state before it.
 			tr := traffic(s, t)
-			after := c.after.Ingress(tr)
-			if after.Allowed || !c.before.Ingress(tr).Allowed {
+			after := dir(j.after, tr)
+			if after.Allowed || !dir(j.before, tr).Allowed {
 				continue // open, or already blocked: not this change's doing
+			}
+			if j.state && (len(after.IsolatedBy) == 0 || after.IsolatedBy[0] != j.reviewed) {
+				return blocked{}, false
 			}
 			return blocked{src: s, tgt: t, verdict: after}, true
 		}
@@ -129,65 +137,111 @@ func newlyBlocked(c *change, srcs []source, targets []target) (blocked, bool) {
 	return blocked{}, false
 }
 
-// cannotVerify is said instead of guessing when no control-plane source is
-// known (offline without --control-plane-cidr).
-func cannotVerify(p protected) Result {
-	return Result{
-		Message:  "cannot verify that " + p.what + " stays reachable: no control-plane source is known",
-		Fix:      "pass --control-plane-cidr with the API server's address range",
-		Advisory: true,
+// networkPolicyRule reports, for each protected Service of its rule with pods
+// in the reviewed policy's namespace, the first control-plane source that the
+// policies keep from a pod (see judgement.blocked).
+func networkPolicyRule(name string, def Action, summary string) Rule {
+	return Rule{
+		Name: name, Default: def, Summary: summary,
+		Kinds: []schema.GroupKind{NetworkPolicyKind},
+		Check: func(ctx context.Context, r *Review, v cluster.View) []Result {
+			here := slices.DeleteFunc(slices.Clone(protectedIn(ctx, r, v)), func(p protected) bool { return p.rule != name })
+			if len(here) == 0 {
+				return nil // no backend here: nothing to compile or resolve
+			}
+			j := judgementFor(ctx, r, v)
+			if j == nil {
+				return nil
+			}
+			srcs := controlPlaneSources(ctx, r, v)
+			if len(srcs.list) == 0 {
+				return j.cannotVerify(ctx, v, here)
+			}
+			var out []Result
+			for _, p := range here {
+				if b, ok := j.blocked(ingressOf, srcs.list, targetsOf(ctx, v, p)); ok {
+					out = append(out, b.result(p.what, srcs.model))
+				}
+			}
+			return out
+		},
 	}
 }
 
-// blocksKonnectivityRule: a policy in kube-system must not stop the egress of
-// pod-network konnectivity-agent pods to a protected backend's pods.
+// cannotVerify is said instead of guessing when no control-plane source is
+// known (offline without --control-plane-cidr): once per namespace, and only
+// when the policies isolate a backend pod without admitting every address on
+// its port. Under JudgeChange the write must have a part in it (it isolates
+// the pod, or the pod was open before); under JudgeState it is said on the
+// first policy that isolates the first such pod.
+func (j *judgement) cannotVerify(ctx context.Context, v cluster.View, here []protected) []Result {
+	var closed []string
+	var by []netpol.PolicyRef
+	for _, p := range here {
+		for _, t := range targetsOf(ctx, v, p) {
+			open, iso := j.after.OpenIngress(t.pod, t.port, t.prot)
+			if open || !j.hasPart(t, iso) {
+				continue
+			}
+			if len(closed) == 0 {
+				by = iso
+			}
+			closed = append(closed, fmt.Sprintf("%s (pod %s/%s on %d/%s)", p.what, t.pod.Namespace, t.pod.Name, t.port, t.prot))
+			break
+		}
+	}
+	if len(closed) == 0 || (j.state && by[0] != j.reviewed) {
+		return nil
+	}
+	return []Result{{
+		Message: fmt.Sprintf("cannot verify that the control plane still reaches %s: no control-plane source is known (isolated by %s)",
+			listed(closed, 1), listed(refNames(by), maxNamedPolicies)),
+		Fix:      "pass --control-plane-cidr, or set controlPlane.cidrs in the config, to the API server's address range",
+		Detail:   "backends the policies isolate: " + strings.Join(closed, ", "),
+		Advisory: true,
+	}}
+}
+
+// hasPart reports whether the reviewed write has a part in isolating target
+// t (iso: the policies isolating it after the write).
+func (j *judgement) hasPart(t target, iso []netpol.PolicyRef) bool {
+	if j.state || slices.Contains(iso, j.reviewed) {
+		return true
+	}
+	openBefore, _ := j.before.OpenIngress(t.pod, t.port, t.prot)
+	return openBefore
+}
+
+// blocksKonnectivityRule: a policy in the agents' namespace must not stop the
+// egress of pod-network konnectivity-agent pods to a protected backend's pods.
 func blocksKonnectivityRule() Rule {
 	return Rule{
 		Name: ruleBlocksKonnectivity, Default: Warn,
 		Summary: "egress of pod-network konnectivity-agent pods to an APIService or webhook backend port is blocked",
 		Kinds:   []schema.GroupKind{NetworkPolicyKind},
 		Check: func(ctx context.Context, r *Review, v cluster.View) []Result {
-			if r.Namespace != konnectivityNamespace {
+			if r.Namespace != r.controlPlane.agentNamespace() {
 				return nil
 			}
-			c := changeFor(ctx, r, v)
-			if c == nil {
+			j := judgementFor(ctx, r, v)
+			if j == nil {
 				return nil
 			}
-			agents := konnectivityPods(ctx, v)
+			agents := controlPlaneSources(ctx, r, v).agents
 			if len(agents) == 0 {
 				return nil
 			}
+			var out []Result
 			for _, p := range protectedServices(ctx, r, v) {
-				for _, t := range targetsOf(ctx, v, p) {
-					for _, a := range agents {
-						tr := traffic(a, t)
-						if !c.before.Egress(tr).Allowed {
-							continue
-						}
-						if after := c.after.Egress(tr); !after.Allowed {
-							res := blocked{src: a, tgt: t, verdict: after}.result(p.what, false)
-							res.Fix = "allow egress from the agents to that pod and port"
-							return []Result{res}
-						}
-					}
+				if b, ok := j.blocked(egressOf, agents, targetsOf(ctx, v, p)); ok {
+					res := b.result(p.what, modelKonnectivity)
+					res.Fix = "allow egress from the agents to that pod and port"
+					out = append(out, res)
 				}
 			}
-			return nil
+			return out
 		},
 	}
-}
-
-// konnectivityPods are the pod-network konnectivity agents, as sources.
-func konnectivityPods(ctx context.Context, v cluster.View) []source {
-	pods, nsLabels := konnectivityAgents(ctx, v)
-	var out []source
-	for _, p := range pods {
-		if !p.Spec.HostNetwork {
-			out = append(out, source{endpoint: netpol.PodEndpoint(netpol.NewPod(p, nsLabels)), what: "konnectivity-agent pod " + p.Namespace + "/" + p.Name})
-		}
-	}
-	return out
 }
 
 // terminating reports whether the namespace is being deleted.

@@ -229,7 +229,7 @@ func evaluateNP(t *testing.T, v cluster.View, r *policies.Review, cidrs []string
 	t.Helper()
 	cfg := defaultConfig(t)
 	for _, c := range cidrs {
-		cfg.ControlPlaneCIDRs = append(cfg.ControlPlaneCIDRs, netip.MustParsePrefix(c))
+		cfg.ControlPlane.CIDRs = append(cfg.ControlPlane.CIDRs, netip.MustParsePrefix(c))
 	}
 	if mode != "" {
 		cfg.Mode = mode

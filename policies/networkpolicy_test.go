@@ -95,7 +95,7 @@ func TestBlocksAPIService(t *testing.T) {
 			state:    slices.Concat(kedaBackend(), cp, objs(deny, allow)),
 			review:   npReview(allow, allowAPIServer(kedaNS, "allow-control-plane", 8080)),
 			want:     enforce,
-			mentions: append(blockedMentions, "isolated by keda/default-deny and 1 more"),
+			mentions: append(blockedMentions, "isolated by keda/default-deny, keda/allow-control-plane)"),
 			detail:   []string{"keda/default-deny, keda/allow-control-plane"},
 		},
 		{
@@ -162,7 +162,7 @@ func TestBlocksAPIServiceFinding(t *testing.T) {
 		Object:  policies.ObjectRef{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy", Namespace: kedaNS, Name: "default-deny"},
 		Message: "APIService " + kedaAPI + ": API server 10.0.0.1 cannot reach pod keda/" + kedaPod + " on 6443/TCP (isolated by keda/default-deny)",
 		Fix:     "allow it: ingress: [{from: [{ipBlock: {cidr: 10.0.0.1/32}}], ports: [{port: 6443, protocol: TCP}]}]",
-		Detail:  explanation,
+		Detail:  explanation + "; control-plane sources: API servers and control-plane nodes",
 	}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("findings (-want +got):\n%s", diff)

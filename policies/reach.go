@@ -3,6 +3,7 @@ package policies
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -130,41 +131,76 @@ func traffic(s source, t target) netpol.Traffic {
 	return netpol.Traffic{Source: s.endpoint, Destination: netpol.PodEndpoint(t.pod), Port: t.port, Protocol: t.prot}
 }
 
-// message renders the finding for a blocked path: short enough for one
-// warning line, the rule that would allow it as the fix, the full
-// explanation as the detail.
-func (b blocked) result(what string, advisory bool) Result {
+// maxNamedPolicies caps how many isolating policies a message names; the
+// detail names them all.
+const maxNamedPolicies = 4
+
+// maxListed is how long a list in a message grows before the rest is
+// counted instead of named.
+const maxListed = 64
+
+// result renders the finding for a blocked path: short enough for one
+// warning line (the blocked source, which says what kind of source it is,
+// the pod and port, the isolating policies as far as listed fits them), the
+// rule that would allow it as the fix, and as the detail the full
+// explanation and the source model that found the source.
+func (b blocked) result(what string, model sourceModel) Result {
 	pod := b.tgt.pod.Namespace + "/" + b.tgt.pod.Name
 	by := "isolated"
-	if len(b.verdict.IsolatedBy) > 0 {
-		by = "isolated by " + b.verdict.IsolatedBy[0].String()
-		if n := len(b.verdict.IsolatedBy) - 1; n > 0 {
-			by += fmt.Sprintf(" and %d more", n)
-		}
+	if refs := b.verdict.IsolatedBy; len(refs) > 0 {
+		by = "isolated by " + listed(refNames(refs), maxNamedPolicies)
 	}
+	detail := b.verdict.Explanation
+	if len(b.verdict.IsolatedBy) > maxNamedPolicies {
+		detail += "; isolating policies: " + listed(refNames(b.verdict.IsolatedBy), len(b.verdict.IsolatedBy))
+	}
+	detail += "; control-plane sources: " + string(model)
 	return Result{
-		Message:  fmt.Sprintf("%s: %s cannot reach pod %s on %d/%s (%s)", what, b.src.what, pod, b.tgt.port, b.tgt.prot, by),
-		Fix:      "allow it: " + allowRule(b),
-		Detail:   b.verdict.Explanation,
-		Advisory: advisory,
+		Message: fmt.Sprintf("%s: %s cannot reach pod %s on %d/%s (%s)", what, b.src.what, pod, b.tgt.port, b.tgt.prot, by),
+		Fix:     "allow it: " + allowRule(b),
+		Detail:  detail,
 	}
 }
 
 // allowRule is the minimal ingress rule that lets the source in.
 func allowRule(b blocked) string {
-	from := fmt.Sprintf("{ipBlock: {cidr: %s}}", b.src.cidr)
-	if b.src.cidr == "" { // a pod-network konnectivity agent
-		from = fmt.Sprintf("{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: %s}}, podSelector: {matchLabels: {%s: %s}}}",
-			konnectivityNamespace, konnectivityLabel, konnectivityValue)
+	return fmt.Sprintf("ingress: [{from: [%s], ports: [{port: %d, protocol: %s}]}]", b.src.peer, b.tgt.port, b.tgt.prot)
+}
+
+// refNames are the policies' "namespace/name".
+func refNames(refs []netpol.PolicyRef) []string {
+	out := make([]string, len(refs))
+	for i, r := range refs {
+		out[i] = r.String()
 	}
-	return fmt.Sprintf("ingress: [{from: [%s], ports: [{port: %d, protocol: %s}]}]", from, b.tgt.port, b.tgt.prot)
+	return out
+}
+
+// listed joins up to n items with ", " and says how many more there are:
+// "a, b and 3 more". Past maxListed characters it names no further item, so
+// long names keep a message short; the first item is always named.
+func listed(items []string, n int) string {
+	var b strings.Builder
+	named := 0
+	for named < len(items) && named < n && (named == 0 || b.Len()+len(items[named]) <= maxListed) {
+		if named > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(items[named])
+		named++
+	}
+	if rest := len(items) - named; rest > 0 {
+		fmt.Fprintf(&b, " and %d more", rest)
+	}
+	return b.String()
 }
 
 // unreachableRule warns, on an APIService write, when the NetworkPolicies in
-// force already keep a control-plane source from the backend's pods.
+// force already keep a control-plane source from the backend's pods: the
+// backend's ingress, and with konnectivity the agents' egress.
 func unreachableRule() Rule {
 	return apiServiceRule("apiservice-unreachable", Warn,
-		"current NetworkPolicies already block a control-plane source from the backend's pod port",
+		"current NetworkPolicies already block a control-plane source from the backend's pod port, or konnectivity agents' egress to it",
 		func(ctx context.Context, f *backendFacts) []Result {
 			if f.svc == nil || f.externalName() {
 				return nil
@@ -174,22 +210,44 @@ func unreachableRule() Rule {
 			if len(targets) == 0 {
 				return nil
 			}
-			current, err := f.view.NetworkPolicies(ctx, f.ref.Namespace)
-			if err != nil || len(current) == 0 {
-				return nil
-			}
-			srcs := controlPlaneSources(ctx, f.review, f.view)
-			if len(srcs) == 0 {
-				return []Result{cannotVerify(p)}
-			}
-			set := f.review.compiled.compile(f.ref.Namespace, current)
-			for _, t := range targets {
-				for _, s := range srcs {
-					if v := set.Ingress(traffic(s, t)); !v.Allowed {
-						return []Result{blocked{src: s, tgt: t, verdict: v}.result(p.what, false)}
-					}
-				}
-			}
-			return nil
+			return unreachable(ctx, f.review, f.view, p, targets)
 		})
+}
+
+// unreachable judges the policies in force for p's targets: the backend's
+// namespace for ingress, the agents' namespace for their egress. The
+// judgement compares them with no policy and reviews no policy, so every
+// blocked path counts.
+func unreachable(ctx context.Context, r *Review, v cluster.View, p protected, targets []target) []Result {
+	inForce := func(ns string) *judgement {
+		current, err := v.NetworkPolicies(ctx, ns)
+		if err != nil || len(current) == 0 {
+			return nil
+		}
+		return &judgement{namespace: ns, before: noPolicies, after: r.compiled.compile(ns, current)}
+	}
+	j := inForce(p.namespace)
+	srcs := controlPlaneSources(ctx, r, v)
+	if len(srcs.list) == 0 {
+		if j == nil {
+			return nil
+		}
+		return j.cannotVerify(ctx, v, []protected{p})
+	}
+	var out []Result
+	if j != nil {
+		if b, ok := j.blocked(ingressOf, srcs.list, targets); ok {
+			out = append(out, b.result(p.what, srcs.model))
+		}
+	}
+	if len(srcs.agents) > 0 {
+		if j := inForce(r.controlPlane.agentNamespace()); j != nil {
+			if b, ok := j.blocked(egressOf, srcs.agents, targets); ok {
+				res := b.result(p.what, srcs.model)
+				res.Fix = "allow egress from the agents to that pod and port"
+				out = append(out, res)
+			}
+		}
+	}
+	return out
 }

@@ -1,10 +1,7 @@
 package policies
 
 import (
-	"net/netip"
 	"time"
-
-	"apiservice-guard.io/apiservice-guard/certs"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -82,18 +79,9 @@ type Review struct {
 	// Now is the evaluation time; zero means time.Now().
 	Now time.Time
 
-	memo  map[any]any
-	certs *certs.Cache // set by the engine; nil caches nothing
-	// compiled is set by the engine; nil caches nothing.
-	compiled *compiledSets
-	// churn is set by the engine; nil records and reports no churn.
-	churn *churnTracker
-	// controlPlaneCIDRs come from the engine's config.
-	controlPlaneCIDRs []netip.Prefix
-
-	// onAllowed are run by the engine after evaluation when no finding
-	// denies the write: what rules remember about writes that happened.
-	onAllowed []func()
+	// evaluation is the engine's state for the evaluation under way; rules
+	// reach its fields (memo, caches, settings) through the review.
+	*evaluation
 
 	// decode, when set, fills Object and OldObject on first use.
 	decode    func() (obj, old runtime.Object, err error)
@@ -175,16 +163,3 @@ func (r *Review) now() time.Time {
 	return r.Now
 }
 
-// memoize returns the value computed by fn for key, computing it once per
-// review, so rules of one family share the cluster look-ups they have in common.
-func memoize[T any](r *Review, key any, fn func() T) T {
-	if v, ok := r.memo[key]; ok {
-		return v.(T)
-	}
-	if r.memo == nil {
-		r.memo = map[any]any{}
-	}
-	v := fn()
-	r.memo[key] = v
-	return v
-}

@@ -147,7 +147,9 @@ func checkEngine(configPath string, cidrs []netip.Prefix) (*policies.Engine, err
 			return nil, err
 		}
 	}
-	cfg.ControlPlaneCIDRs = cidrs
+	if len(cidrs) > 0 { // the flag replaces the config file's controlPlane.cidrs
+		cfg.ControlPlane.CIDRs = cidrs
+	}
 	return policies.NewEngine(cfg, rules)
 }
 

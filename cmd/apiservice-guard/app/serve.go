@@ -87,7 +87,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if err != nil {
 		return usage(err)
 	}
-	cfg.ControlPlaneCIDRs = cidrs
+	if len(cidrs) > 0 { // the flag replaces the config file's controlPlane.cidrs
+		cfg.ControlPlane.CIDRs = cidrs
+	}
 	if o.caBundleSyncInterval < 0 {
 		return usage(fmt.Errorf("--cabundle-sync-interval %s: must not be negative (0 disables)", o.caBundleSyncInterval))
 	}
@@ -218,12 +220,9 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 func parseCIDRs(values []string) ([]netip.Prefix, error) {
 	out := make([]netip.Prefix, 0, len(values))
 	for _, v := range values {
-		p, err := netip.ParsePrefix(v)
+		p, err := policies.ParseCIDR(v)
 		if err != nil {
-			return nil, fmt.Errorf("--control-plane-cidr %q: not a CIDR (want e.g. 172.16.0.0/28): %w", v, err)
-		}
-		if p.Masked() != p {
-			return nil, fmt.Errorf("--control-plane-cidr %q: host bits set; did you mean %s?", v, p.Masked())
+			return nil, fmt.Errorf("--control-plane-cidr %q: %w", v, err)
 		}
 		out = append(out, p)
 	}
