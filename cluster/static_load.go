@@ -97,14 +97,30 @@ func LoadStaticInNamespace(namespace string, paths ...string) (*Static, error) {
 // manifestFiles expands a path into the manifest files under it, sorted. A
 // path that is not a directory is returned as is.
 func manifestFiles(path string) ([]string, error) {
+	files, _, err := walkManifests(path)
+	return files, err
+}
+
+// Kustomizations returns the kustomize configuration files (kustomization.yaml,
+// kustomization.yml, Kustomization) that LoadStatic skips while walking path,
+// in lexical order, hidden directories excepted as in LoadStatic. The
+// directory holding one is a kustomization: what it builds can differ from
+// its files as LoadStatic reads them. A path that is not a directory has none.
+func Kustomizations(path string) ([]string, error) {
+	_, kustomizations, err := walkManifests(path)
+	return kustomizations, err
+}
+
+// walkManifests walks path as LoadStatic does and returns the manifest files
+// it reads and the kustomize configuration files it skips.
+func walkManifests(path string) (files, kustomizations []string, err error) {
 	info, err := os.Stat(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !info.IsDir() {
-		return []string{path}, nil
+		return []string{path}, nil, nil
 	}
-	var files []string
 	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -115,12 +131,16 @@ func manifestFiles(path string) ([]string, error) {
 			}
 			return nil
 		}
-		if !d.IsDir() && isManifestName(d.Name()) {
+		switch {
+		case d.IsDir():
+		case kustomizationFiles[d.Name()]:
+			kustomizations = append(kustomizations, p)
+		case isManifestName(d.Name()):
 			files = append(files, p)
 		}
 		return nil
 	})
-	return files, err
+	return files, kustomizations, err
 }
 
 // isManifestName reports whether a file found in a directory is read.

@@ -103,9 +103,9 @@ func (o *checkOptions) validate() error {
 }
 
 // runCheck checks the manifests and writes the report to stdout, and notes
-// about the input (an object defined twice) to stderr. It returns
-// an *exitError: exitFindings when a finding is Enforce, exitUsage for bad
-// flags, config or input.
+// about the input (an object defined twice, a kustomization read as plain
+// files) to stderr. It returns an *exitError: exitFindings when a finding is
+// Enforce, exitUsage for bad flags, config or input.
 func runCheck(ctx context.Context, o *checkOptions, stdin io.Reader, stdout, stderr io.Writer) error {
 	usage := func(err error) error { return &exitError{code: exitUsage, err: err} }
 	if err := o.validate(); err != nil {
@@ -114,6 +114,10 @@ func runCheck(ctx context.Context, o *checkOptions, stdin io.Reader, stdout, std
 	engine, err := checkEngine(o.configPath, o.controlPlanePrefixes)
 	if err != nil {
 		return usage(err)
+	}
+	// Before loading: a kustomization's patches are often what fails to load.
+	for _, note := range kustomizationNotes(o.files) {
+		fmt.Fprintln(stderr, "note:", note)
 	}
 	m, err := loadManifests(o.files, o.namespace, stdin)
 	if err != nil {
@@ -192,6 +196,45 @@ func loadManifests(paths []string, namespace string, stdin io.Reader) (manifests
 		return manifests{}, errors.New(strings.ReplaceAll(err.Error(), m.stdinFile, stdinName))
 	}
 	return m, nil
+}
+
+// kustomizationNotes are hints for the kustomizations in the directories
+// given with -f, one per directory holding a kustomization file: check reads
+// their files as they are, which is not what kustomize builds from them.
+// Paths that cannot be walked give none; loading reports them.
+func kustomizationNotes(paths []string) []string {
+	var notes []string
+	seen := map[string]bool{}
+	for _, p := range paths {
+		if p == stdinPath {
+			continue
+		}
+		files, err := cluster.Kustomizations(p)
+		if err != nil {
+			continue
+		}
+		for _, f := range files {
+			dir := filepath.Dir(f)
+			if seen[dir] {
+				continue
+			}
+			seen[dir] = true
+			notes = append(notes, fmt.Sprintf("%s holds a %s; its files were read as they are, not built: "+
+				"check what it builds with: kubectl kustomize %s | apiservice-guard check -f -",
+				dir, filepath.Base(f), shellQuote(dir)))
+		}
+	}
+	return notes
+}
+
+// shellQuote quotes s for a POSIX shell when it holds more than ASCII
+// letters, digits and "-_./:+=@,".
+func shellQuote(s string) string {
+	const safe = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:+=@,"
+	if s != "" && !strings.ContainsFunc(s, func(r rune) bool { return !strings.ContainsRune(safe, r) }) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func copyToFile(path string, r io.Reader) error {
@@ -282,14 +325,33 @@ func (r report) writeText(w io.Writer) error {
 
 // checkJSON is the JSON report: {"findings":[...]}, never null.
 type checkJSON struct {
-	Findings []policies.Finding `json:"findings"`
+	Findings []checkFinding `json:"findings"`
+}
+
+// checkFinding is one finding of the JSON report: what the text report shows
+// of it. Every field but detail is always present, fix empty when there is
+// none; policies.Finding (the webhook's shape) omits an empty fix, so the
+// report has a shape of its own.
+type checkFinding struct {
+	Rule   string             `json:"rule"`
+	Action policies.Action    `json:"action"`
+	Object policies.ObjectRef `json:"object"`
+	// Source is the object's "file#document", standard input named stdinName.
+	Source  string `json:"source"`
+	Message string `json:"message"`
+	Fix     string `json:"fix"`
+	// Detail is a longer explanation some rules give; omitted when empty.
+	Detail string `json:"detail,omitempty"`
 }
 
 // writeJSON writes the report as one line of JSON.
 func (r report) writeJSON(w io.Writer) error {
-	out := checkJSON{Findings: make([]policies.Finding, 0, len(r.findings))}
+	out := checkJSON{Findings: make([]checkFinding, 0, len(r.findings))}
 	for _, f := range r.findings {
-		out.Findings = append(out.Findings, f.Finding)
+		out.Findings = append(out.Findings, checkFinding{
+			Rule: f.Rule, Action: f.Action, Object: f.Object, Source: f.source,
+			Message: f.Message, Fix: f.Fix, Detail: f.Detail,
+		})
 	}
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false) // messages hold "<service>.<namespace>.svc"

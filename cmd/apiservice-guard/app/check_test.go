@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"apiservice-guard.io/apiservice-guard/certs"
 	"apiservice-guard.io/apiservice-guard/policies"
@@ -52,7 +51,7 @@ func runMain(args ...string) (code int, stdout, stderr string) {
 }
 
 // decodeReport decodes the JSON report strictly: no field beyond the format.
-func decodeReport(t *testing.T, stdout string) []policies.Finding {
+func decodeReport(t *testing.T, stdout string) []checkFinding {
 	t.Helper()
 	dec := json.NewDecoder(strings.NewReader(stdout))
 	dec.DisallowUnknownFields()
@@ -141,6 +140,8 @@ func TestCheckJSON(t *testing.T) {
 		want     []policies.Finding
 		// wantMessage is a part of each finding's message, in order.
 		wantMessage []string
+		// wantSources, when set, are the findings' sources, in order.
+		wantSources []string
 	}{{
 		name:     "clean manifests",
 		args:     []string{"-f", backendDir, "-f", clean},
@@ -194,6 +195,7 @@ func TestCheckJSON(t *testing.T) {
 			finding("apiservice-port-mismatch", policies.Enforce, customV2),
 			finding("apiservice-insecure-skip-tls", policies.Warn, customV2),
 		},
+		wantSources: []string{badCABundle + "#1", insecureSkip + "#1", portMismatch + "#2", portMismatch + "#2"},
 	}, {
 		name:     "without the backend",
 		args:     []string{"-f", insecureSkip},
@@ -214,12 +216,23 @@ func TestCheckJSON(t *testing.T) {
 				t.Errorf("stderr = %q, want empty", stderr)
 			}
 			got := decodeReport(t, stdout)
-			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreFields(policies.Finding{}, "Message", "Fix")); diff != "" {
+			findings := make([]policies.Finding, 0, len(got))
+			var sources []string
+			for _, f := range got {
+				findings = append(findings, policies.Finding{Rule: f.Rule, Action: f.Action, Object: f.Object})
+				sources = append(sources, f.Source)
+			}
+			if diff := cmp.Diff(tt.want, findings); diff != "" {
 				t.Errorf("findings (-want +got):\n%s", diff)
 			}
+			if tt.wantSources != nil {
+				if diff := cmp.Diff(tt.wantSources, sources); diff != "" {
+					t.Errorf("sources (-want +got):\n%s", diff)
+				}
+			}
 			for i, f := range got {
-				if f.Message == "" || f.Fix == "" {
-					t.Errorf("finding %d (%s) has message %q and fix %q, want both", i, f.Rule, f.Message, f.Fix)
+				if f.Message == "" || f.Fix == "" || !strings.Contains(f.Source, "#") {
+					t.Errorf("finding %d (%s) has message %q, fix %q and source %q, want all three", i, f.Rule, f.Message, f.Fix, f.Source)
 				}
 				if i < len(tt.wantMessage) && !strings.Contains(f.Message, tt.wantMessage[i]) {
 					t.Errorf("finding %d message = %q, want it to contain %q", i, f.Message, tt.wantMessage[i])
@@ -236,6 +249,48 @@ func TestCheckJSONEmptyIsList(t *testing.T) {
 	}
 	if want := `{"findings":[]}` + "\n"; stdout != want {
 		t.Errorf("stdout = %q, want %q", stdout, want)
+	}
+}
+
+// TestCheckJSONShape: every finding carries the fields the text report shows,
+// fix even when empty; detail only when a rule gives one.
+func TestCheckJSONShape(t *testing.T) {
+	object := policies.ObjectRef{APIVersion: "apiregistration.k8s.io/v1", Kind: "APIService", Name: "v1beta1.metrics.k8s.io"}
+	tests := []struct {
+		name string
+		in   report
+		want string
+	}{{
+		name: "no findings",
+		in:   report{checked: 3},
+		want: `{"findings":[]}`,
+	}, {
+		name: "fix present when empty",
+		in: report{findings: []located{{
+			Finding: policies.Finding{Rule: "r", Action: policies.Warn, Object: object, Message: "m"},
+			source:  stdinName + "#2",
+		}}},
+		want: `{"findings":[{"rule":"r","action":"Warn","object":{"apiVersion":"apiregistration.k8s.io/v1","kind":"APIService","namespace":"","name":"v1beta1.metrics.k8s.io"},` +
+			`"source":"<stdin>#2","message":"m","fix":""}]}`,
+	}, {
+		name: "fix and detail",
+		in: report{findings: []located{{
+			Finding: policies.Finding{Rule: "r", Action: policies.Enforce, Object: object, Message: "m", Fix: "f", Detail: "d"},
+			source:  "ms.yaml#1 spec.k0s.config",
+		}}},
+		want: `{"findings":[{"rule":"r","action":"Enforce","object":{"apiVersion":"apiregistration.k8s.io/v1","kind":"APIService","namespace":"","name":"v1beta1.metrics.k8s.io"},` +
+			`"source":"ms.yaml#1 spec.k0s.config","message":"m","fix":"f","detail":"d"}]}`,
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := tt.in.writeJSON(&b); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want+"\n", b.String()); diff != "" {
+				t.Errorf("JSON (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
@@ -380,6 +435,14 @@ func TestCheckStdin(t *testing.T) {
 		wantCode:   exitFindings,
 		wantStdout: "ENFORCE  APIService/v1beta1.external.metrics.k8s.io (<stdin>#1)  [apiservice-cabundle-invalid] ",
 	}, {
+		name:     "JSON findings name stdin as their source",
+		stdin:    string(manifest),
+		args:     []string{"check", "-o", "json", "-f", backendDir, "-f", "-"},
+		wantCode: exitFindings,
+		wantStdout: `{"findings":[{"rule":"apiservice-cabundle-invalid","action":"Enforce",` +
+			`"object":{"apiVersion":"apiregistration.k8s.io/v1","kind":"APIService","namespace":"","name":"v1beta1.external.metrics.k8s.io"},` +
+			`"source":"<stdin>#1","message":"`,
+	}, {
 		name:     "errors name stdin",
 		stdin:    "apiVersion: v1\nkind: Namespace\nmetadata: {name: keda}\n---\nkind: [\n",
 		args:     []string{"check", "-f", "-"},
@@ -508,6 +571,91 @@ func TestCheckNamespaceForNamespacelessManifests(t *testing.T) {
 	stdout.Reset()
 	if code := Main([]string{"check", "-o", "json", "--control-plane-cidr", "10.0.0.1/32", "-f", file}, &stdout, &stderr); code != exitOK {
 		t.Fatalf("without -n: exit %d, want 0: %s", code, stdout.String())
+	}
+}
+
+// TestCheckKustomizationNote: a directory holding a kustomization, at its top
+// or below, gets a note on stderr saying how to check what it builds; the
+// JSON on stdout is unchanged.
+func TestCheckKustomizationNote(t *testing.T) {
+	const (
+		kustomization = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [namespace.yaml]\n"
+		namespace     = "apiVersion: v1\nkind: Namespace\nmetadata: {name: keda}\n"
+		// patch is a JSON 6902 patch, which is no Kubernetes object.
+		patch = "- op: add\n  path: /metadata/labels\n  value: {a: b}\n"
+	)
+	note := func(dir, file string) string {
+		return "note: " + dir + " holds a " + file + "; its files were read as they are, not built: " +
+			"check what it builds with: kubectl kustomize " + dir + " | apiservice-guard check -f -\n"
+	}
+	tests := []struct {
+		name  string
+		files map[string]string // relative to a new directory
+		arg   string            // -f, relative to that directory
+		// wantStderr is stderr with the directory written as DIR.
+		wantStderr []string
+		wantCode   int
+	}{{
+		name:       "at the top",
+		files:      map[string]string{"kustomization.yaml": kustomization, "namespace.yaml": namespace},
+		arg:        ".",
+		wantStderr: []string{note("DIR", "kustomization.yaml")},
+	}, {
+		name: "below, each kustomization once",
+		files: map[string]string{
+			"base/Kustomization": kustomization, "base/namespace.yaml": namespace,
+			"overlays/prod/kustomization.yml": "resources: [../../base]\n",
+		},
+		arg:        ".",
+		wantStderr: []string{note("DIR/base", "Kustomization"), note("DIR/overlays/prod", "kustomization.yml")},
+	}, {
+		name:  "a patch that does not load still gets the note",
+		files: map[string]string{"kustomization.yaml": kustomization, "namespace.yaml": namespace, "patch.yaml": patch},
+		arg:   ".",
+		wantStderr: []string{
+			note("DIR", "kustomization.yaml"),
+			"Error: DIR/patch.yaml#1: not a Kubernetes object: apiVersion and kind are required\n",
+		},
+		wantCode: exitUsage,
+	}, {
+		name:  "hidden directories are not walked",
+		files: map[string]string{".github/kustomization.yaml": kustomization, "namespace.yaml": namespace},
+		arg:   ".",
+	}, {
+		name:  "a file given by name",
+		files: map[string]string{"kustomization.yaml": kustomization, "namespace.yaml": namespace},
+		arg:   "namespace.yaml",
+	}, {
+		name:       "a directory name a shell would split is quoted",
+		files:      map[string]string{"my app/kustomization.yaml": kustomization, "my app/namespace.yaml": namespace},
+		arg:        "my app",
+		wantStderr: []string{"note: DIR/my app holds a kustomization.yaml; its files were read as they are, not built: check what it builds with: kubectl kustomize 'DIR/my app' | apiservice-guard check -f -\n"},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, data := range tt.files {
+				path := filepath.Join(dir, name)
+				if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			arg := filepath.Join(dir, tt.arg)
+			code, stdout, stderr := runMain("check", "-o", "json", "-f", arg)
+			if code != tt.wantCode {
+				t.Errorf("exit code = %d, want %d; stderr:\n%s", code, tt.wantCode, stderr)
+			}
+			if tt.wantCode == exitOK && stdout != `{"findings":[]}`+"\n" {
+				t.Errorf("stdout = %q, want no findings", stdout)
+			}
+			want := strings.ReplaceAll(strings.Join(tt.wantStderr, ""), "DIR", dir)
+			if diff := cmp.Diff(want, stderr); diff != "" {
+				t.Errorf("stderr (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
