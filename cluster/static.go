@@ -151,7 +151,8 @@ func (s *Static) Documents() []Loaded { return s.documents }
 func (s *Static) Notes() []string { return s.notes }
 
 // podFrom returns the pod an object runs: the Pod itself, or a pod made from a
-// workload's template (named after the workload, in its namespace).
+// workload's template (named after the workload, in its namespace). A
+// workload scaled to zero (replicas: 0) runs none.
 func podFrom(obj runtime.Object) *corev1.Pod {
 	var meta metav1.ObjectMeta
 	var tmpl corev1.PodTemplateSpec
@@ -159,12 +160,21 @@ func podFrom(obj runtime.Object) *corev1.Pod {
 	case *corev1.Pod:
 		return o
 	case *appsv1.Deployment:
+		if scaledToZero(o.Spec.Replicas) {
+			return nil
+		}
 		meta, tmpl = o.ObjectMeta, o.Spec.Template
 	case *appsv1.StatefulSet:
+		if scaledToZero(o.Spec.Replicas) {
+			return nil
+		}
 		meta, tmpl = o.ObjectMeta, o.Spec.Template
 	case *appsv1.DaemonSet:
 		meta, tmpl = o.ObjectMeta, o.Spec.Template
 	case *appsv1.ReplicaSet:
+		if scaledToZero(o.Spec.Replicas) {
+			return nil
+		}
 		meta, tmpl = o.ObjectMeta, o.Spec.Template
 	case *batchv1.Job:
 		meta, tmpl = o.ObjectMeta, o.Spec.Template
@@ -178,6 +188,10 @@ func podFrom(obj runtime.Object) *corev1.Pod {
 		Spec:       tmpl.Spec,
 	}
 }
+
+// scaledToZero reports whether a workload's replicas is set to 0; unset
+// means 1.
+func scaledToZero(replicas *int32) bool { return replicas != nil && *replicas == 0 }
 
 // get returns the object of kind in gr's group, or NotFound for gr.
 func get[T runtime.Object](s *Static, gr schema.GroupResource, kind, ns, name string) (T, error) {

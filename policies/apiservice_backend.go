@@ -2,11 +2,15 @@ package policies
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"apiservice-guard.io/apiservice-guard/cluster"
 )
 
 func backendMissingRule() Rule {
@@ -82,8 +86,11 @@ func noReadyEndpointsRule() Rule {
 	return apiServiceRule("apiservice-no-ready-endpoints", Warn,
 		"the backend Service has no ready endpoints on the APIService port",
 		func(_ context.Context, f *backendFacts) []Result {
-			if f.svc == nil || f.externalName() || f.svcPort == nil || f.slicesErr != nil {
+			if f.svc == nil || f.externalName() || f.svcPort == nil {
 				return nil
+			}
+			if f.slicesErr != nil {
+				return selectsNoPod(f)
 			}
 			if _, _, ready := readyEndpoint(f); ready {
 				return nil
@@ -94,6 +101,22 @@ func noReadyEndpointsRule() Rule {
 				Fix: fmt.Sprintf("kubectl -n %s get pods,endpointslices -l kubernetes.io/service-name=%s", f.ref.Namespace, f.ref.Name),
 			}}
 		})
+}
+
+// selectsNoPod speaks when readiness is unknown (the offline check's files
+// hold no EndpointSlice) and the Service selects no pod at all: a selector
+// that matches no pod template (a label typo), or workloads scaled to zero.
+// The Service will have no endpoints, and no NetworkPolicy rule has a pod
+// to judge.
+func selectsNoPod(f *backendFacts) []Result {
+	if len(f.svc.Spec.Selector) == 0 || len(f.pods) > 0 || !errors.Is(f.slicesErr, cluster.ErrNotAvailable) {
+		return nil
+	}
+	return []Result{{
+		Message: fmt.Sprintf("Service %s selects no pod (selector %s): no workload here has those labels, or it has replicas: 0",
+			f.svcName(), labels.SelectorFromSet(f.svc.Spec.Selector)),
+		Fix: "make the Service selector match the adapter's pod template labels, and run at least one replica",
+	}}
 }
 
 // readyEndpoint mirrors the aggregator's check: an EndpointSlice with a
