@@ -5,6 +5,7 @@ import (
 
 	admissionregv1 "k8s.io/api/admissionregistration/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 )
 
@@ -17,6 +18,9 @@ type ServiceReference struct {
 	// Name is the APIService's, the webhook's (not its configuration's) or
 	// the CRD's name.
 	Name string
+	// Referrer is the name of the object holding the reference: the
+	// APIService, the webhook configuration or the CRD.
+	Referrer string
 	// Namespace and Service name the Service.
 	Namespace, Service string
 	// Port is the Service port; nil means 443.
@@ -36,10 +40,14 @@ const (
 // conversion webhook's), those in namespace ns only unless ns is empty.
 // Other objects have none.
 func appendServiceReferences(out []ServiceReference, obj any, ns string) []ServiceReference {
+	var referrer string
 	add := func(kind, name string, namespace, service string, port *int32) {
 		if ns == "" || namespace == ns {
-			out = append(out, ServiceReference{Kind: kind, Name: name, Namespace: namespace, Service: service, Port: port})
+			out = append(out, ServiceReference{Kind: kind, Name: name, Referrer: referrer, Namespace: namespace, Service: service, Port: port})
 		}
+	}
+	if m, err := meta.Accessor(obj); err == nil {
+		referrer = m.GetName()
 	}
 	switch o := obj.(type) {
 	case *apiregv1.APIService:

@@ -25,7 +25,7 @@ func TestControlPlaneSources(t *testing.T) {
 			state:    kedaBackend(),
 			review:   deny,
 			want:     []verdict{{blocksAPIService, policies.Warn}},
-			mentions: []string{"cannot verify that the control plane still reaches APIService " + kedaAPI, "--control-plane-cidr", "isolated by keda/default-deny"},
+			mentions: []string{"cannot verify that the control plane reaches APIService " + kedaAPI, "--control-plane-cidr", "isolated by keda/default-deny"},
 		},
 		{
 			name:     "worker nodes are no source",

@@ -186,7 +186,7 @@ func (j *judgement) cannotVerify(ctx context.Context, v cluster.View, here []pro
 			if len(closed) == 0 {
 				by = iso
 			}
-			closed = append(closed, fmt.Sprintf("%s (pod %s/%s on %d/%s)", p.what, t.pod.Namespace, t.pod.Name, t.port, t.prot))
+			closed = append(closed, fmt.Sprintf("%s on pod %s/%s %d/%s", p.what, t.pod.Namespace, t.pod.Name, t.port, t.prot))
 			break
 		}
 	}
@@ -194,10 +194,12 @@ func (j *judgement) cannotVerify(ctx context.Context, v cluster.View, here []pro
 		return nil
 	}
 	return []Result{{
-		Message: fmt.Sprintf("cannot verify that the control plane still reaches %s: no control-plane source is known (isolated by %s)",
-			listed(closed, 1), listed(refNames(by), maxNamedPolicies)),
+		Message: fitted(refNames(by), func(list string) string {
+			return fmt.Sprintf("cannot verify that the control plane reaches %s: no control-plane source known (isolated by %s)", listed(closed, 1), list)
+		}),
 		Fix:      "pass --control-plane-cidr, or set controlPlane.cidrs in the config, to the API server's address range",
-		Detail:   "backends the policies isolate: " + strings.Join(closed, ", "),
+		Detail: "backends the policies isolate: " + strings.Join(closed, ", ") +
+			"; isolating policies: " + strings.Join(refNames(by), ", "),
 		Advisory: true,
 	}}
 }

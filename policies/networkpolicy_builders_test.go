@@ -207,6 +207,14 @@ func npReview(old, np *networkingv1.NetworkPolicy) *policies.Review {
 func npCreate(np *networkingv1.NetworkPolicy) *policies.Review { return npReview(nil, np) }
 func npDelete(np *networkingv1.NetworkPolicy) *policies.Review { return npReview(np, nil) }
 
+// npState asks of np what the offline check and audit ask: is the state,
+// the view's policies with np in force, bad now?
+func npState(np *networkingv1.NetworkPolicy) *policies.Review {
+	r := npReview(nil, np)
+	r.Judge = policies.JudgeState
+	return r
+}
+
 // ---- running cases ----
 
 // npCase is one NetworkPolicy write against the cluster state before it.
@@ -242,7 +250,7 @@ func runNPCases(t *testing.T, cases []npCase) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			// A fresh review per run: a review memoizes what its rules look up.
-			r := &policies.Review{Operation: tc.review.Operation, Kind: tc.review.Kind, Object: tc.review.Object,
+			r := &policies.Review{Operation: tc.review.Operation, Judge: tc.review.Judge, Kind: tc.review.Kind, Object: tc.review.Object,
 				OldObject: tc.review.OldObject, Namespace: tc.review.Namespace, Name: tc.review.Name}
 			got := evaluateNP(t, newView(t, tc.state...), r, tc.cidrs, tc.mode)
 			if diff := cmp.Diff(tc.want, verdicts(got)); diff != "" {

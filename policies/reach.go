@@ -51,13 +51,20 @@ func protectedIn(ctx context.Context, r *Review, v cluster.View) []protected {
 }
 
 // protectedOf lists the protected Services in namespace ns, every namespace
-// when empty.
+// when empty. The webhooks of one configuration that call the same Service
+// port are one entry, so a blocked pod is reported once for them.
 func protectedOf(ctx context.Context, v cluster.View, ns string) []protected {
 	refs, err := v.ServiceReferences(ctx, ns)
 	if err != nil || len(refs) == 0 {
 		return nil
 	}
+	type key struct {
+		kind, referrer, namespace, service string
+		port                               int32
+	}
 	out := make([]protected, 0, len(refs))
+	webhooks := map[key]int{} // index in out
+	names := map[int][]string{}
 	for _, ref := range refs {
 		p := protected{rule: ruleBlocksWebhook, namespace: ref.Namespace, service: ref.Service, port: portOr443(ref.Port)}
 		switch ref.Kind {
@@ -66,6 +73,14 @@ func protectedOf(ctx context.Context, v cluster.View, ns string) []protected {
 		case cluster.KindCustomResourceDefinition:
 			p.what = "conversion webhook of CRD " + ref.Name
 		default:
+			k := key{ref.Kind, ref.Referrer, ref.Namespace, ref.Service, p.port}
+			if i, ok := webhooks[k]; ok {
+				names[i] = append(names[i], ref.Name)
+				out[i].what = fmt.Sprintf("webhooks %s of %s", listed(names[i], 2), ref.Referrer)
+				continue
+			}
+			webhooks[k] = len(out)
+			names[len(out)] = []string{ref.Name}
 			p.what = "webhook " + ref.Name
 		}
 		out = append(out, p)
@@ -146,17 +161,15 @@ const maxListed = 64
 // explanation and the source model that found the source.
 func (b blocked) result(what string, model sourceModel) Result {
 	pod := b.tgt.pod.Namespace + "/" + b.tgt.pod.Name
-	by := "isolated"
-	if refs := b.verdict.IsolatedBy; len(refs) > 0 {
-		by = "isolated by " + listed(refNames(refs), maxNamedPolicies)
-	}
 	detail := b.verdict.Explanation
 	if len(b.verdict.IsolatedBy) > maxNamedPolicies {
 		detail += "; isolating policies: " + listed(refNames(b.verdict.IsolatedBy), len(b.verdict.IsolatedBy))
 	}
 	detail += "; control-plane sources: " + string(model)
 	return Result{
-		Message: fmt.Sprintf("%s: %s cannot reach pod %s on %d/%s (%s)", what, b.src.what, pod, b.tgt.port, b.tgt.prot, by),
+		Message: fitted(refNames(b.verdict.IsolatedBy), func(by string) string {
+			return fmt.Sprintf("%s: %s cannot reach pod %s on %d/%s (isolated by %s)", what, b.src.what, pod, b.tgt.port, b.tgt.prot, by)
+		}),
 		Fix:     "allow it: " + allowRule(b),
 		Detail:  detail,
 	}
@@ -165,6 +178,22 @@ func (b blocked) result(what string, model sourceModel) Result {
 // allowRule is the minimal ingress rule that lets the source in.
 func allowRule(b blocked) string {
 	return fmt.Sprintf("ingress: [{from: [%s], ports: [{port: %d, protocol: %s}]}]", b.src.peer, b.tgt.port, b.tgt.prot)
+}
+
+// maxMessage is the longest message fitted makes when it can: with
+// "[rule] " in front it stays a warning line of at most 256 characters.
+const maxMessage = 210
+
+// fitted renders a message naming the policies (isolating ones) with as
+// many names as fit maxMessage, at least one.
+func fitted(policies []string, render func(list string) string) string {
+	var msg string
+	for n := maxNamedPolicies; n >= 1; n-- {
+		if msg = render(listed(policies, n)); len(msg) <= maxMessage {
+			break
+		}
+	}
+	return msg
 }
 
 // refNames are the policies' "namespace/name".
