@@ -170,8 +170,8 @@ func (b blocked) result(what string, model sourceModel) Result {
 		Message: fitted(refNames(b.verdict.IsolatedBy), func(by string) string {
 			return fmt.Sprintf("%s: %s cannot reach pod %s on %d/%s (isolated by %s)", what, b.src.what, pod, b.tgt.port, b.tgt.prot, by)
 		}),
-		Fix:     "allow it: " + allowRule(b),
-		Detail:  detail,
+		Fix:    "allow it: " + allowRule(b),
+		Detail: detail,
 	}
 }
 

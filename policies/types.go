@@ -162,4 +162,3 @@ func (r *Review) now() time.Time {
 	}
 	return r.Now
 }
-
