@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"apiservice-guard.io/apiservice-guard/test/harness"
 )
 
 // backend is an adapter's Service and one pod, as the API server sees them
@@ -131,4 +133,55 @@ func TestNetworkPolicyCannotCutOffAnAggregatedAPI(t *testing.T) {
 	waitEvent(t, "allow-control-plane", "PolicyAudit", "[networkpolicy-blocks-apiservice]")
 	waitEvent(t, "allow-443", "PolicyAudit", "[networkpolicy-blocks-apiservice]")
 	waitAuditAnnotation(t, "allow-443", "networkpolicies.apiservice-guard.io/networkpolicy-blocks-apiservice")
+}
+
+// TestConfiguredControlPlaneCIDR: a configured --control-plane-cidr replaces
+// the sources the guard would find (the API server at 127.0.0.1 here), so an
+// allow of that range on the pod port is what the default-deny needs; and the
+// config file's controlPlane.cidrs does the same.
+func TestConfiguredControlPlaneCIDR(t *testing.T) {
+	dumpGuardLogsOnFailure(t)
+	const cidr = "172.16.0.0/28"
+	b := backend{ns: "e2e-cp-cidr", svc: "keda-operator-metrics-apiserver", podPort: 6443, podIP: "10.244.5.7",
+		labels: map[string]string{"app": "keda-operator-metrics-apiserver"}}
+	b.install(t, "external.metrics.cidr.e2e.apiservice-guard.io")
+	deny := policy("default-deny", b.ns, "  ingress: []\n")
+	allow := policy("allow-control-plane", b.ns, fmt.Sprintf("  ingress: [{from: [{ipBlock: {cidr: %q}}], ports: [{port: 6443}]}]\n", cidr))
+	t.Cleanup(func() {
+		_, _, _ = kubectl(t, "", "delete", "networkpolicy", "--all", "-n", b.ns, "--ignore-not-found")
+	})
+	deniedNaming := func(t *testing.T, stdin string, args ...string) {
+		t.Helper()
+		out, stderr, err := kubectl(t, stdin, args...)
+		for _, want := range []string{"[networkpolicy-blocks-apiservice]", "control-plane CIDR " + cidr, "ipBlock: {cidr: " + cidr + "}"} {
+			if err == nil || !strings.Contains(stderr, want) {
+				t.Fatalf("kubectl %v should be denied naming %q: err=%v\n%s%s", args, want, err, out, stderr)
+			}
+		}
+		if strings.Contains(stderr, "API server 127.0.0.1") {
+			t.Errorf("the configured CIDR should replace the API server as a source:\n%s", stderr)
+		}
+		t.Logf("kubectl %v: %s", args, strings.TrimSpace(stderr))
+	}
+	allowed := func(t *testing.T, stdin string, args ...string) {
+		t.Helper()
+		if out, stderr, err := kubectl(t, stdin, args...); err != nil {
+			t.Fatalf("kubectl %v should pass: %v\n%s%s", args, err, out, stderr)
+		}
+	}
+
+	t.Run("flag", func(t *testing.T) {
+		useGuard(t, harness.GuardOptions{Config: defaultConfig, ExtraArgs: []string{"--control-plane-cidr", cidr}})
+		deniedNaming(t, deny, "apply", "-f", "-")
+		allowed(t, allow, "apply", "-f", "-")
+		allowed(t, deny, "apply", "-f", "-")
+		deniedNaming(t, "", "delete", "networkpolicy", "allow-control-plane", "-n", b.ns)
+	})
+	t.Run("config", func(t *testing.T) {
+		_, _, _ = kubectl(t, "", "delete", "networkpolicy", "--all", "-n", b.ns, "--ignore-not-found")
+		useGuardConfig(t, defaultConfig+"controlPlane:\n  cidrs: ["+cidr+"]\n")
+		deniedNaming(t, deny, "apply", "-f", "-")
+		allowed(t, allow, "apply", "-f", "-")
+		allowed(t, deny, "apply", "-f", "-")
+	})
 }
