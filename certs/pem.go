@@ -89,13 +89,3 @@ func EncodePEM(certs ...*x509.Certificate) []byte {
 	}
 	return buf.Bytes()
 }
-
-// Describe names a certificate for messages: its subject CN (or full subject)
-// and the first 12 hex digits of its fingerprint.
-func Describe(cert *x509.Certificate) string {
-	name := cert.Subject.CommonName
-	if name == "" {
-		name = cert.Subject.String()
-	}
-	return fmt.Sprintf("%q (sha256 %s)", name, Fingerprint(cert)[:12])
-}

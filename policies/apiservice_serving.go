@@ -9,14 +9,28 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"apiservice-guard.io/apiservice-guard/certs"
 )
 
 // servingCert is the backend's serving certificate as the guard found it.
 type servingCert struct {
 	chain  []*x509.Certificate // leaf first
 	source string              // where it came from, for messages
-	caHint string              // where the matching CA may be found, for fixes
-	err    error
+	// caSecret is the Secret ("<namespace>/<name>") whose ca.crt was read
+	// into caCerts, which may hold the CA that issued the leaf.
+	caSecret string
+	caCerts  []*x509.Certificate
+	err      error
+}
+
+// caHint says where the CA that issued the leaf is found, for fixes: the
+// Secret's ca.crt when it holds that CA, else nothing.
+func (sc servingCert) caHint() string {
+	if sc.caSecret == "" || certs.Issuer(sc.chain[0], sc.caCerts...) == nil {
+		return ""
+	}
+	return " (ca.crt of Secret " + sc.caSecret + ")"
 }
 
 var errNoServingCert = errors.New("no source for the serving certificate")
@@ -73,7 +87,7 @@ func fromMountedSecret(ctx context.Context, f *backendFacts) servingCert {
 	return servingCert{err: errNoServingCert}
 }
 
-// fromSecret parses a Secret's tls.crt and notes its ca.crt for the fix.
+// fromSecret parses a Secret's tls.crt, and its ca.crt for the fix.
 func fromSecret(ctx context.Context, f *backendFacts, ns, name string) servingCert {
 	if name == "" {
 		return servingCert{err: errNoServingCert}
@@ -87,8 +101,8 @@ func fromSecret(ctx context.Context, f *backendFacts, ns, name string) servingCe
 		return servingCert{err: err}
 	}
 	sc := servingCert{chain: chain, source: "Secret " + ns + "/" + name}
-	if len(s.Data["ca.crt"]) > 0 {
-		sc.caHint = " (ca.crt of Secret " + ns + "/" + name + ")"
+	if caCerts, err := f.review.certs.ParseBundle(s.Data["ca.crt"]); err == nil {
+		sc.caSecret, sc.caCerts = ns+"/"+name, caCerts
 	}
 	return sc
 }

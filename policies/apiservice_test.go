@@ -467,7 +467,7 @@ func TestCABundleInvalid(t *testing.T) {
 			name:     "only certificate expired",
 			now:      time.Now().Add(2 * year),
 			want:     policies.Enforce,
-			mentions: []string{"no valid certificate", `"keda-ca"`, "expired on"},
+			mentions: []string{"no valid certificate", "certificate " + certs.Describe(p.ca.Cert) + " expired on"},
 		},
 		{
 			name:   "expired certificate next to a valid one",
@@ -484,7 +484,7 @@ func TestCABundleInvalid(t *testing.T) {
 			name:     "expires within 30 days",
 			now:      p.ca.Cert.NotAfter.Add(-10*24*time.Hour - time.Hour),
 			want:     policies.Warn,
-			mentions: []string{"expires in 10 days"},
+			mentions: []string{"expires in 10 days: its longest-lived certificate is " + certs.Describe(p.ca.Cert)},
 		},
 		{
 			name: "expires in 31 days",
@@ -499,7 +499,7 @@ func TestCABundleInvalid(t *testing.T) {
 			mutate:   bundle(certs.EncodePEM(p.shortCA.Cert, p.ca.Cert)),
 			now:      p.ca.Cert.NotAfter.Add(-5 * 24 * time.Hour),
 			want:     policies.Warn,
-			mentions: []string{"expires in 5 days"},
+			mentions: []string{"expires in 5 days: its longest-lived certificate is " + certs.Describe(p.ca.Cert)},
 		},
 	})
 }
@@ -522,10 +522,31 @@ func TestCABundleMismatch(t *testing.T) {
 	runRuleCases(t, "apiservice-cabundle-mismatch", []ruleCase{
 		{name: "mounted Secret issued by the caBundle CA"},
 		{
-			name:     "mounted Secret from another CA on create",
-			mutate:   otherCA,
+			name:   "mounted Secret from another CA on create",
+			mutate: otherCA,
+			want:   policies.Warn,
+			mentions: []string{
+				"issued by " + certs.Describe(p.ca.Cert) + ": the caBundle holds " + certs.Describe(p.otherCA.Cert),
+				"Secret keda/" + kedaSecret + " mounted by pod " + kedaPod, "unknown authority",
+				"Fix: set caBundle to " + certs.Describe(p.ca.Cert) + " (ca.crt of Secret keda/" + kedaSecret + ")",
+			},
+		},
+		{
+			// A stale and a fresh CA with one common name: the fingerprints
+			// tell them apart.
+			name:   "stale CA with the same name",
+			mutate: func(f *fixture) { f.api.Spec.CABundle = p.staleCA.CertPEM() },
+			want:   policies.Warn,
+			mentions: []string{
+				"issued by " + certs.Describe(p.ca.Cert) + ": the caBundle holds " + certs.Describe(p.staleCA.Cert) + " (",
+				"Fix: set caBundle to " + certs.Describe(p.ca.Cert),
+			},
+		},
+		{
+			name:     "several CAs in the bundle are counted",
+			mutate:   func(f *fixture) { f.api.Spec.CABundle = certs.EncodePEM(p.staleCA.Cert, p.otherCA.Cert) },
 			want:     policies.Warn,
-			mentions: []string{"Secret keda/" + kedaSecret + " mounted by pod " + kedaPod, `issuer "keda-ca"`, "unknown authority", "ca.crt of Secret keda/" + kedaSecret},
+			mentions: []string{"the caBundle holds " + certs.Describe(p.staleCA.Cert) + " and 1 more ("},
 		},
 		{
 			name:     "another CA on an Available APIService",
@@ -572,10 +593,11 @@ func TestCABundleMismatch(t *testing.T) {
 			},
 		},
 		{
-			name:     "Certificate Secret wins over the mounted Secret",
-			mutate:   func(f *fixture) { f.useCertificate(p.otherServing) },
-			want:     policies.Warn,
-			mentions: []string{"Secret keda/keda-serving-tls of Certificate keda/keda-serving", `issuer "other-ca"`},
+			name:   "Certificate Secret wins over the mounted Secret",
+			mutate: func(f *fixture) { f.useCertificate(p.otherServing) },
+			want:   policies.Warn,
+			// The Secret's ca.crt holds keda-ca, not the issuer: no hint.
+			mentions: []string{"Secret keda/keda-serving-tls of Certificate keda/keda-serving", `issued by "CN=other-ca" (key id `, `Fix: set caBundle to "CN=other-ca" (key id `},
 		},
 		{
 			name: "Certificate Secret issued by the caBundle CA",
@@ -608,7 +630,7 @@ func TestCABundleMismatch(t *testing.T) {
 				f.useProbe(p.otherServing)
 			},
 			want:     policies.Warn,
-			mentions: []string{"presented at " + kedaPodIP + ":6443", `issuer "other-ca"`},
+			mentions: []string{"presented at " + kedaPodIP + ":6443", `issued by "CN=other-ca" (key id `},
 		},
 		{name: "TLS probe presents the right certificate", mutate: func(f *fixture) { f.useProbe(p.serving) }},
 		{

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"apiservice-guard.io/apiservice-guard/certs"
@@ -85,6 +86,7 @@ func caInjector(f *backendFacts) string {
 func expiryResults(f *backendFacts, bundle []*x509.Certificate) []Result {
 	now := f.review.now()
 	var best time.Duration
+	var bestCert *x509.Certificate
 	var firstErr error
 	for _, c := range bundle {
 		left, err := certs.Expiry(c, now)
@@ -92,7 +94,9 @@ func expiryResults(f *backendFacts, bundle []*x509.Certificate) []Result {
 			firstErr = cmpErr(firstErr, err)
 			continue
 		}
-		best = max(best, left)
+		if left > best {
+			best, bestCert = left, c
+		}
 	}
 	switch {
 	case best == 0:
@@ -102,7 +106,7 @@ func expiryResults(f *backendFacts, bundle []*x509.Certificate) []Result {
 		}}
 	case best < expiryWarning:
 		return []Result{{
-			Message:  fmt.Sprintf("caBundle expires in %s", humanDuration(best)),
+			Message:  fmt.Sprintf("caBundle expires in %s: its longest-lived certificate is %s", humanDuration(best), certs.Describe(bestCert)),
 			Fix:      "rotate the adapter's CA and update spec.caBundle",
 			Advisory: true,
 		}}
@@ -161,10 +165,13 @@ func caBundleMismatchRule() Rule {
 					Advisory: !f.available(),
 				}}
 			}
+			// CAs are named with fingerprints: a stale and a fresh CA often
+			// share a name.
+			issuer := certs.DescribeIssuer(leaf, slices.Concat(sc.chain[1:], sc.caCerts)...)
 			return []Result{{
-				Message: fmt.Sprintf("caBundle does not verify the serving certificate of %s (issuer %q, %s): %s",
-					f.svcName(), leaf.Issuer.CommonName, sc.source, shortX509(err)),
-				Fix:      fmt.Sprintf("set caBundle to the %q CA%s", leaf.Issuer.CommonName, sc.caHint),
+				Message: fmt.Sprintf("caBundle does not verify the serving certificate of %s, issued by %s: the caBundle holds %s (%s; %s)",
+					f.svcName(), issuer, describeCerts(bundle), sc.source, shortX509(err)),
+				Fix:      "set caBundle to " + issuer + sc.caHint(),
 				Advisory: !f.available(),
 			}}
 		})
@@ -187,6 +194,15 @@ func servingCertSANRule() Rule {
 				Fix: "reissue the serving certificate with " + f.dnsName + " in its dnsNames",
 			}}
 		})
+}
+
+// describeCerts names the first certificate of a bundle, and counts the rest.
+func describeCerts(bundle []*x509.Certificate) string {
+	s := certs.Describe(bundle[0])
+	if n := len(bundle) - 1; n > 0 {
+		s += fmt.Sprintf(" and %d more", n)
+	}
+	return s
 }
 
 // shortX509 strips the wrapping Go adds around x509 verification errors.

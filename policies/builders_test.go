@@ -306,6 +306,7 @@ var _ cluster.View = (*probeView)(nil)
 type testPKI struct {
 	ca      *certs.KeyPair // valid for a year
 	otherCA *certs.KeyPair // an unrelated CA
+	staleCA *certs.KeyPair // another CA named keda-ca, as after a rotation
 	shortCA *certs.KeyPair // valid for an hour
 	// serving certificates for kedaDNSName
 	serving      *certs.KeyPair // by ca
@@ -323,6 +324,9 @@ var sharedPKI = sync.OnceValues(func() (*testPKI, error) {
 		return nil, err
 	}
 	if p.otherCA, err = certs.NewCA("other-ca", year); err != nil {
+		return nil, err
+	}
+	if p.staleCA, err = certs.NewCA("keda-ca", year); err != nil {
 		return nil, err
 	}
 	if p.shortCA, err = certs.NewCA("short-ca", time.Hour); err != nil {

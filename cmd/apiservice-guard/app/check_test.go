@@ -163,7 +163,7 @@ func TestCheckJSON(t *testing.T) {
 		args:        []string{"-f", backendDir, "-f", mismatch},
 		wantCode:    exitOK,
 		want:        []policies.Finding{finding("apiservice-cabundle-mismatch", policies.Warn, external)},
-		wantMessage: []string{`issuer "keda-ca"`},
+		wantMessage: []string{`issued by "CN=keda-ca" (sha256 `},
 	}, {
 		name:        "warn only",
 		args:        []string{"-f", backendDir, "-f", insecureSkip},
