@@ -66,11 +66,11 @@ func referrers(suffix, a, b, c string) []client.Object {
 func wantReferences(suffix, a, b, c, ns string) []ServiceReference {
 	group := "refs" + suffix + ".example.com"
 	all := []ServiceReference{
-		{Kind: KindAPIService, Name: "v1beta1." + group, Namespace: a, Service: "adapter", Port: ptr.To[int32](443)},
-		{Kind: KindValidatingWebhookConfiguration, Name: "va" + suffix + ".refs.example.com", Namespace: a, Service: "hooks", Port: ptr.To[int32](9443)},
-		{Kind: KindValidatingWebhookConfiguration, Name: "vb" + suffix + ".refs.example.com", Namespace: b, Service: "hooks", Port: ptr.To[int32](9443)},
-		{Kind: KindMutatingWebhookConfiguration, Name: "mb" + suffix + ".refs.example.com", Namespace: b, Service: "mutator", Port: ptr.To[int32](9443)},
-		{Kind: KindCustomResourceDefinition, Name: "converted." + group, Namespace: c, Service: "converter", Port: ptr.To[int32](8443)},
+		{Kind: KindAPIService, Name: "v1beta1." + group, Referrer: "v1beta1." + group, Namespace: a, Service: "adapter", Port: ptr.To[int32](443)},
+		{Kind: KindValidatingWebhookConfiguration, Name: "va" + suffix + ".refs.example.com", Referrer: "refs" + suffix, Namespace: a, Service: "hooks", Port: ptr.To[int32](9443)},
+		{Kind: KindValidatingWebhookConfiguration, Name: "vb" + suffix + ".refs.example.com", Referrer: "refs" + suffix, Namespace: b, Service: "hooks", Port: ptr.To[int32](9443)},
+		{Kind: KindMutatingWebhookConfiguration, Name: "mb" + suffix + ".refs.example.com", Referrer: "refs" + suffix, Namespace: b, Service: "mutator", Port: ptr.To[int32](9443)},
+		{Kind: KindCustomResourceDefinition, Name: "converted." + group, Referrer: "converted." + group, Namespace: c, Service: "converter", Port: ptr.To[int32](8443)},
 	}
 	return slices.DeleteFunc(all, func(r ServiceReference) bool { return ns != "" && r.Namespace != ns })
 }

@@ -25,7 +25,7 @@ func TestControlPlaneSources(t *testing.T) {
 			state:    kedaBackend(),
 			review:   deny,
 			want:     []verdict{{blocksAPIService, policies.Warn}},
-			mentions: []string{"cannot verify that the control plane reaches APIService " + kedaAPI, "--control-plane-cidr", "isolated by keda/default-deny"},
+			mentions: []string{"cannot verify that the control plane reaches APIService " + kedaAPI, "--control-plane-cidr", "isolated by default-deny"},
 		},
 		{
 			name:     "worker nodes are no source",
@@ -114,7 +114,7 @@ func TestControlPlaneSources(t *testing.T) {
 			state:    slices.Concat(kedaBackend(), objs(hostAgent)),
 			review:   npCreate(netpolicy(kedaNS, "allow-agents", npAllow(agentsPeer(), 6443))),
 			want:     enforce,
-			mentions: []string{"konnectivity-agent konnectivity-agent-h (hostNetwork)", "isolated by keda/allow-agents"},
+			mentions: []string{"konnectivity-agent konnectivity-agent-h (hostNetwork)", "isolated by allow-agents"},
 		},
 		{
 			name:   "hostNetwork agent and an ipBlock allow",
@@ -152,7 +152,7 @@ func TestControlPlaneSources(t *testing.T) {
 			state:    slices.Concat(kedaBackend(), objs(podAgent, apiServerSlice(apiServerIP))),
 			review:   npCreate(allowAPIServer(kedaNS, "allow-api-server", 6443)),
 			want:     enforce,
-			mentions: []string{"konnectivity-agent pod kube-system/konnectivity-agent-p cannot reach", "isolated by keda/allow-api-server"},
+			mentions: []string{"konnectivity-agent pod kube-system/konnectivity-agent-p cannot reach", "isolated by allow-api-server"},
 			detail:   []string{"control-plane sources: konnectivity agents"},
 		},
 		{

@@ -194,7 +194,7 @@ func (j *judgement) cannotVerify(ctx context.Context, v cluster.View, here []pro
 		return nil
 	}
 	return []Result{{
-		Message: fitted(refNames(by), func(list string) string {
+		Message: fitted(shortNames(by, j.namespace), func(list string) string {
 			return fmt.Sprintf("cannot verify that the control plane reaches %s: no control-plane source known (isolated by %s)", listed(closed, 1), list)
 		}),
 		Fix: "pass --control-plane-cidr, or set controlPlane.cidrs in the config, to the API server's address range",

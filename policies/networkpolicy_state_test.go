@@ -30,7 +30,7 @@ func TestJudgeState(t *testing.T) {
 			state:    slices.Concat(kedaBackend(), cp, objs(deny, wrong)),
 			review:   npState(deny),
 			want:     enforce,
-			mentions: []string{"isolated by keda/default-deny, keda/allow-443)", "port: 6443"},
+			mentions: []string{"isolated by default-deny, allow-443)", "port: 6443"},
 		},
 		{
 			name:   "default-deny and a wrong allow: the second policy says nothing",
@@ -53,14 +53,14 @@ func TestJudgeState(t *testing.T) {
 			state:    slices.Concat(kedaBackend(), cp, objs(allow)),
 			review:   npState(allowAPIServer(kedaNS, "allow-control-plane", 8080)),
 			want:     enforce,
-			mentions: []string{"isolated by keda/allow-control-plane)"},
+			mentions: []string{"isolated by allow-control-plane)"},
 		},
 		{
 			name:     "webhook backend: default-deny and a wrong allow",
 			state:    slices.Concat(guardWebhookBackend(), cp, objs(netpolicy(guardNS, "default-deny"), allowAPIServer(guardNS, "allow-443", 443))),
 			review:   npState(netpolicy(guardNS, "default-deny")),
 			want:     []verdict{{blocksWebhook, policies.Warn}},
-			mentions: []string{"webhook " + guardHook, "isolated by guard/default-deny, guard/allow-443)"},
+			mentions: []string{"webhook " + guardHook, "isolated by default-deny, allow-443)"},
 		},
 		{
 			name: "konnectivity egress: deny and a wrong egress allow",
@@ -79,7 +79,7 @@ func TestJudgeState(t *testing.T) {
 			state:    slices.Concat(kedaBackend(), objs(deny, wrong)),
 			review:   npState(deny),
 			want:     []verdict{{blocksAPIService, policies.Warn}},
-			mentions: []string{"cannot verify", "isolated by keda/default-deny and 1 more)"},
+			mentions: []string{"cannot verify", "isolated by default-deny, allow-443)"},
 			detail:   []string{"isolating policies: keda/default-deny, keda/allow-443"},
 		},
 		{
@@ -145,7 +145,7 @@ func TestCannotVerifyInAdmission(t *testing.T) {
 				np.Spec.Ingress = []networkingv1.NetworkPolicyIngressRule{{}}
 			})),
 			want:     []verdict{{blocksAPIService, policies.Warn}},
-			mentions: []string{"cannot verify", "isolated by keda/default-deny)"},
+			mentions: []string{"cannot verify", "isolated by default-deny)"},
 		},
 	})
 }

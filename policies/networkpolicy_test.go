@@ -31,7 +31,7 @@ func TestBlocksAPIService(t *testing.T) {
 			state:    slices.Concat(kedaBackend(), cp),
 			review:   npCreate(deny),
 			want:     enforce,
-			mentions: append(blockedMentions, "isolated by keda/default-deny"),
+			mentions: append(blockedMentions, "isolated by default-deny"),
 			detail:   []string{"ingress from 10.0.0.1 to keda/" + kedaPod + " on 6443/TCP denied", "keda/default-deny"},
 		},
 		{
@@ -51,7 +51,7 @@ func TestBlocksAPIService(t *testing.T) {
 			state:    slices.Concat(kedaBackend(), cp),
 			review:   npCreate(allowAPIServer(kedaNS, "allow-443", 443)),
 			want:     enforce,
-			mentions: append(blockedMentions, "isolated by keda/allow-443"),
+			mentions: append(blockedMentions, "isolated by allow-443"),
 		},
 		{
 			name:     "allow of another address only",
@@ -75,7 +75,7 @@ func TestBlocksAPIService(t *testing.T) {
 			state:    slices.Concat(kedaBackend(), cp, objs(deny, allow)),
 			review:   npDelete(allow),
 			want:     enforce,
-			mentions: append(blockedMentions, "isolated by keda/default-deny)"),
+			mentions: append(blockedMentions, "isolated by default-deny)"),
 			detail:   []string{"denied: isolated by keda/default-deny, and no ingress rule allows it"},
 		},
 		{
@@ -95,7 +95,7 @@ func TestBlocksAPIService(t *testing.T) {
 			state:    slices.Concat(kedaBackend(), cp, objs(deny, allow)),
 			review:   npReview(allow, allowAPIServer(kedaNS, "allow-control-plane", 8080)),
 			want:     enforce,
-			mentions: append(blockedMentions, "isolated by keda/default-deny, keda/allow-control-plane)"),
+			mentions: append(blockedMentions, "isolated by default-deny, allow-control-plane)"),
 			detail:   []string{"keda/default-deny, keda/allow-control-plane"},
 		},
 		{
@@ -120,7 +120,7 @@ func TestBlocksAPIService(t *testing.T) {
 			state:    slices.Concat(kedaBackend(), cp, objs(deny)),
 			review:   npCreate(deny),
 			want:     enforce,
-			mentions: append(blockedMentions, "isolated by keda/default-deny)"),
+			mentions: append(blockedMentions, "isolated by default-deny)"),
 		},
 		{
 			name:   "CREATE of a policy the view already holds, next to its allow",
@@ -160,7 +160,7 @@ func TestBlocksAPIServiceFinding(t *testing.T) {
 		Rule:    blocksAPIService,
 		Action:  policies.Enforce,
 		Object:  policies.ObjectRef{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy", Namespace: kedaNS, Name: "default-deny"},
-		Message: "APIService " + kedaAPI + ": API server 10.0.0.1 cannot reach pod keda/" + kedaPod + " on 6443/TCP (isolated by keda/default-deny)",
+		Message: "APIService " + kedaAPI + ": API server 10.0.0.1 cannot reach pod keda/" + kedaPod + " on 6443/TCP (isolated by default-deny)",
 		Fix:     "allow it: ingress: [{from: [{ipBlock: {cidr: 10.0.0.1/32}}], ports: [{port: 6443, protocol: TCP}]}]",
 		Detail:  explanation + "; control-plane sources: API servers and control-plane nodes",
 	}}
@@ -291,7 +291,7 @@ func TestBlocksKonnectivity(t *testing.T) {
 				np.Spec.PolicyTypes = append(np.Spec.PolicyTypes, networkingv1.PolicyTypeEgress)
 			})),
 			want:     []verdict{{blocksAPIService, policies.Enforce}, {blocksKonnectivity, policies.Warn}},
-			mentions: []string{"APIService " + msAPI, "pod kube-system/" + msPod, "10250/TCP", "kube-system/default-deny"},
+			mentions: []string{"APIService " + msAPI, "pod kube-system/" + msPod, "10250/TCP", "isolated by default-deny"},
 		},
 	})
 }

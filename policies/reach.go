@@ -167,7 +167,7 @@ func (b blocked) result(what string, model sourceModel) Result {
 	}
 	detail += "; control-plane sources: " + string(model)
 	return Result{
-		Message: fitted(refNames(b.verdict.IsolatedBy), func(by string) string {
+		Message: fitted(shortNames(b.verdict.IsolatedBy, b.tgt.pod.Namespace), func(by string) string {
 			return fmt.Sprintf("%s: %s cannot reach pod %s on %d/%s (isolated by %s)", what, b.src.what, pod, b.tgt.port, b.tgt.prot, by)
 		}),
 		Fix:    "allow it: " + allowRule(b),
@@ -181,8 +181,9 @@ func allowRule(b blocked) string {
 }
 
 // maxMessage is the longest message fitted makes when it can: with
-// "[rule] " in front it stays a warning line of at most 256 characters.
-const maxMessage = 210
+// "[rule] " in front (the longest rule of the family has 33 characters) it
+// stays a warning line of at most 256 characters.
+const maxMessage = 220
 
 // fitted renders a message naming the policies (isolating ones) with as
 // many names as fit maxMessage, at least one.
@@ -194,6 +195,20 @@ func fitted(policies []string, render func(list string) string) string {
 		}
 	}
 	return msg
+}
+
+// shortNames are the policies' names, without the namespace when it is ns
+// (the namespace of the pod a message names): "default-deny", or
+// "kube-system/deny-egress" for an agent's egress policy.
+func shortNames(refs []netpol.PolicyRef, ns string) []string {
+	out := make([]string, len(refs))
+	for i, r := range refs {
+		out[i] = r.Name
+		if r.Namespace != ns {
+			out[i] = r.String()
+		}
+	}
+	return out
 }
 
 // refNames are the policies' "namespace/name".

@@ -99,7 +99,7 @@ func TestBlocksWebhook(t *testing.T) {
 			review: npCreate(netpolicy(guardNS, "default-deny")),
 			want:   warn,
 			mentions: []string{"webhook " + guardHook, "API server 10.0.0.1", "pod guard/" + guardPod, "9443/TCP",
-				"isolated by guard/default-deny", "ipBlock: {cidr: 10.0.0.1/32}", "port: 9443"},
+				"isolated by default-deny", "ipBlock: {cidr: 10.0.0.1/32}", "port: 9443"},
 			detail: []string{"denied: isolated by guard/default-deny"},
 		},
 		{
@@ -112,7 +112,7 @@ func TestBlocksWebhook(t *testing.T) {
 			state:    slices.Concat(guardWebhookBackend(), cp),
 			review:   npCreate(allowAPIServer(guardNS, "allow-443", 443)),
 			want:     warn,
-			mentions: []string{"9443/TCP", "guard/allow-443"},
+			mentions: []string{"9443/TCP", "isolated by allow-443"},
 		},
 		{
 			name:     "mutating webhook on an explicit port",
@@ -126,7 +126,7 @@ func TestBlocksWebhook(t *testing.T) {
 			state:    slices.Concat(conversionBackend(), cp),
 			review:   npCreate(netpolicy("widgets", "default-deny")),
 			want:     warn,
-			mentions: []string{"conversion webhook of CRD widgets.example.io", "pod widgets/widget-conversion-0", "9443/TCP", "widgets/default-deny"},
+			mentions: []string{"conversion webhook of CRD widgets.example.io", "pod widgets/widget-conversion-0", "9443/TCP", "isolated by default-deny"},
 		},
 		{
 			name:   "only backends in the policy's namespace are reported",
@@ -150,7 +150,7 @@ func TestNamedTargetPort(t *testing.T) {
 			state:  slices.Concat(metricsServerBackend(), cp),
 			review: allowMS("allow-443", 443),
 			want:   []verdict{{blocksAPIService, policies.Enforce}},
-			mentions: []string{"APIService " + msAPI, "pod kube-system/" + msPod, "10250/TCP", "isolated by kube-system/allow-443",
+			mentions: []string{"APIService " + msAPI, "pod kube-system/" + msPod, "10250/TCP", "isolated by allow-443",
 				"port: 10250"},
 		},
 		{
@@ -181,13 +181,13 @@ func TestAPIServiceUnreachable(t *testing.T) {
 			update: true,
 			want:   []verdict{{"apiservice-unreachable", policies.Warn}},
 			mentions: []string{"APIService " + kedaAPI, "API server 10.0.0.1", "pod keda/" + kedaPod, "6443/TCP",
-				"isolated by keda/default-deny", "ipBlock: {cidr: 10.0.0.1/32}"},
+				"isolated by default-deny", "ipBlock: {cidr: 10.0.0.1/32}"},
 		},
 		{
 			name:     "CREATE while a default-deny blocks the API server",
 			state:    slices.Concat(kedaWorkload(), cp, objs(deny)),
 			want:     []verdict{{"apiservice-unreachable", policies.Warn}},
-			mentions: []string{"API server 10.0.0.1", "keda/default-deny"},
+			mentions: []string{"API server 10.0.0.1", "isolated by default-deny"},
 		},
 		{
 			name:  "CREATE with the API server allowed on the pod port",

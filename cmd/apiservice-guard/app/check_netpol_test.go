@@ -20,7 +20,8 @@ const (
 )
 
 // failingPolicies are the fixtures under failing/, by file, with the name of
-// the policy each holds.
+// the policy each holds (messages name policies in the pod's namespace
+// without it).
 func failingPolicies(t *testing.T) map[string]string {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(netpolDir, "failing", "*.yaml"))
@@ -35,7 +36,7 @@ func failingPolicies(t *testing.T) map[string]string {
 		}
 		_, rest, _ := strings.Cut(string(data), "\n  name: ")
 		name, _, _ := strings.Cut(rest, "\n")
-		out[f] = "keda/" + name
+		out[f] = name
 	}
 	return out
 }
@@ -100,7 +101,7 @@ func TestCheckPoliciesAsASet(t *testing.T) {
 				if !strings.Contains(got[0].Message, name) || !strings.Contains(got[0].Message, otherName) {
 					t.Errorf("message %q does not name both %s and %s", got[0].Message, name, otherName)
 				}
-				if got[0].Object.Name != strings.TrimPrefix(name, "keda/") {
+				if got[0].Object.Name != name {
 					t.Errorf("finding is on %s, want the first policy in the files, %s", got[0].Object.Name, name)
 				}
 			})
