@@ -162,23 +162,26 @@ func (s *Static) loadFile(dec runtime.Decoder, path string) error {
 		return err
 	}
 	defer f.Close()
-	return eachDocument(f, path, func(src string, data []byte) error {
-		return s.addDocument(dec, data, src)
+	return eachDocument(f, path, func(src string, data []byte, line int) error {
+		return s.addDocument(dec, data, src, line)
 	})
 }
 
 // eachDocument splits r at "---" lines and calls fn with every document,
-// blank ones included, and its source "name#N" (see LoadStatic). Read errors
-// and a document over maxDocumentBytes name the document being read.
-func eachDocument(r io.Reader, name string, fn func(src string, data []byte) error) error {
+// blank ones included, its source "name#N" (see LoadStatic) and the line of
+// the file it starts on. Read errors and a document over maxDocumentBytes
+// name the document being read.
+func eachDocument(r io.Reader, name string, fn func(src string, data []byte, line int) error) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), maxDocumentBytes)
 	var buf bytes.Buffer
 	doc := 1
-	opened := false // whether a separator has opened document 1
+	lineNo, start := 0, 1 // the line read, the line the document starts on
+	opened := false       // whether a separator has opened document 1
 	src := func(doc int) string { return fmt.Sprintf("%s#%d", name, doc) }
 	for sc.Scan() {
 		line := sc.Bytes()
+		lineNo++
 		// The first separator, if only blank lines precede it, opens
 		// document 1 rather than closing an empty one.
 		opens := doc + 1
@@ -192,12 +195,14 @@ func eachDocument(r io.Reader, name string, fn func(src string, data []byte) err
 		case sep && opens == 1:
 			buf.Reset()
 			opened = true
+			start = lineNo + 1
 		case sep:
-			if err := fn(src(doc), buf.Bytes()); err != nil {
+			if err := fn(src(doc), buf.Bytes(), start); err != nil {
 				return err
 			}
 			buf.Reset()
 			doc++
+			start = lineNo + 1
 		case buf.Len()+len(line)+1 > maxDocumentBytes:
 			return fmt.Errorf("%s: %w", src(doc), errDocumentTooLarge)
 		default:
@@ -210,7 +215,7 @@ func eachDocument(r io.Reader, name string, fn func(src string, data []byte) err
 	} else if err != nil {
 		return fmt.Errorf("%s: %w", src(doc), err)
 	}
-	return fn(src(doc), buf.Bytes())
+	return fn(src(doc), buf.Bytes(), start)
 }
 
 var errDocumentTooLarge = fmt.Errorf("document is over the %d byte limit", maxDocumentBytes)
@@ -229,8 +234,11 @@ func isSeparator(line []byte) (bool, error) {
 	return true, nil
 }
 
-// addDocument decodes one document; empty documents and comments are skipped.
-func (s *Static) addDocument(dec runtime.Decoder, data []byte, src string) error {
+// addDocument decodes one document, which starts on line of its file (0 when
+// it is an item of a List, whose lines are not the file's: a k0s
+// ClusterConfig there is not read strictly); empty documents and comments
+// are skipped.
+func (s *Static) addDocument(dec runtime.Decoder, data []byte, src string, line int) error {
 	if isBlank(data) {
 		return nil
 	}
@@ -256,7 +264,7 @@ func (s *Static) addDocument(dec runtime.Decoder, data []byte, src string) error
 	}
 	if list, ok := obj.(*corev1.List); ok {
 		for i, item := range list.Items {
-			if err := s.addDocument(dec, item.Raw, fmt.Sprintf("%s[%d]", src, i)); err != nil {
+			if err := s.addDocument(dec, item.Raw, fmt.Sprintf("%s[%d]", src, i), 0); err != nil {
 				return err
 			}
 		}
@@ -270,13 +278,19 @@ func (s *Static) addDocument(dec runtime.Decoder, data []byte, src string) error
 			m.SetNamespace(s.defaultNamespace)
 		}
 	}
+	if cfg, ok := obj.(*k0s.ClusterConfig); ok && line > 0 {
+		// k0s reads its config file strictly; the text is here, not in
+		// the decoded object.
+		cfg.Strict = k0s.CheckStrict(data, line, "")
+	}
 	s.addLoaded(Loaded{Object: obj, GVK: gvk, Source: src})
-	return s.addEmbedded(obj, src)
+	return s.addEmbedded(obj, data, src, line)
 }
 
 // addEmbedded adds the k0s ClusterConfig a k0sctl.yaml Cluster embeds, as a
-// document of its own with source "file#N spec.k0s.config".
-func (s *Static) addEmbedded(obj runtime.Object, src string) error {
+// document of its own with source "file#N spec.k0s.config", with what k0s's
+// strict reading of data (the k0sctl.yaml document, from line) refuses in it.
+func (s *Static) addEmbedded(obj runtime.Object, data []byte, src string, line int) error {
 	u, ok := obj.(*unstructured.Unstructured)
 	if !ok {
 		return nil
@@ -286,6 +300,9 @@ func (s *Static) addEmbedded(obj runtime.Object, src string) error {
 		return fmt.Errorf("%s: %w", src, err)
 	}
 	if ok {
+		if line > 0 {
+			cfg.Strict = k0s.CheckStrict(data, line, k0s.K0sctlConfigPath)
+		}
 		s.addLoaded(Loaded{Object: cfg, GVK: cfg.GroupVersionKind(), Source: src + " " + k0s.K0sctlConfigPath})
 	}
 	return nil

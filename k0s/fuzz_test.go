@@ -35,7 +35,8 @@ func FuzzFindClusterConfig(f *testing.F) {
 	f.Add([]byte(""))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		text := string(data)
-		spec, found, err := k0s.FindClusterConfig(text)
+		doc, found := k0s.FindClusterConfig(text)
+		spec, err := doc.Spec, doc.Err
 		switch {
 		case spec != nil && (!found || err != nil):
 			t.Fatalf("FindClusterConfig() = spec, found %v, error %v: a spec without a clean find", found, err)
@@ -49,6 +50,12 @@ func FuzzFindClusterConfig(f *testing.F) {
 		if spec != nil {
 			checkSpec(t, spec)
 		}
+		if doc.Strict != nil && !found {
+			t.Fatalf("FindClusterConfig() = strict errors %v without a find", doc.Strict)
+		}
+		checkStrict(t, doc.Strict)
+		// The same bytes as the ClusterConfig of a k0sctl.yaml.
+		checkStrict(t, k0s.CheckStrict(data, 1, k0s.K0sctlConfigPath))
 
 		// The same bytes as a raw spec.
 		spec, err = k0s.ParseSpec(data)
@@ -125,4 +132,24 @@ func FuzzParseWorkerKonnectivity(f *testing.F) {
 			t.Fatalf("ParseWorkerKonnectivity(%s) = %+v, %v; want %+v", js, again, err, k)
 		}
 	})
+}
+
+// checkStrict checks that strict reading names a line and a field for
+// every error, or is too large or too complex to check.
+func checkStrict(t *testing.T, err error) {
+	t.Helper()
+	var errs k0s.StrictErrors
+	switch {
+	case err == nil, errors.Is(err, k0s.ErrTooLarge):
+	case !errors.As(err, &errs) || len(errs) == 0:
+		if !strings.Contains(err.Error(), "too far to check") {
+			t.Fatalf("strict reading error = %v, want StrictErrors", err)
+		}
+	default:
+		for _, e := range errs {
+			if e.Line < 1 || e.Field == "" || e.Detail == "" {
+				t.Fatalf("strict reading error %#v: want a line, a field and a detail", e)
+			}
+		}
+	}
 }

@@ -1,18 +1,15 @@
 package k0s
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"reflect"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 )
 
@@ -123,36 +120,83 @@ func Mentions(text string) bool {
 	return strings.Contains(text, GroupName) && strings.Contains(text, ClusterConfigKind.Kind)
 }
 
+// Document is a ClusterConfig document found in text.
+type Document struct {
+	// Spec is the spec; nil when Err is set.
+	Spec *Spec
+	// Err says why the document cannot be used: not YAML, too large, a
+	// version k0s does not serve, or a spec ParseSpec refuses.
+	Err error
+	// Strict is what k0s's strict reading of the text refuses (see
+	// CheckStrict): unknown fields and duplicate keys, nil when there is
+	// none. It is found whether or not the spec parses, but not for text
+	// that is not YAML, too large or of another version.
+	Strict error
+}
+
 // FindClusterConfig looks for a ClusterConfig document in text (a ConfigMap
-// value, a k0s.yaml): YAML or JSON, possibly several documents. found is true
-// when a document is a ClusterConfig, or when text cannot be parsed but
-// Mentions one; err then says what is wrong with it: not YAML, too large, a
-// version k0s does not serve, or a spec ParseSpec refuses.
-func FindClusterConfig(text string) (spec *Spec, found bool, err error) {
+// value, a k0s.yaml): YAML or JSON, possibly several documents, of which the
+// first ClusterConfig counts. found is true when a document is a
+// ClusterConfig, or when text cannot be parsed but Mentions one; doc then
+// says what is wrong with it.
+func FindClusterConfig(text string) (doc Document, found bool) {
 	if len(text) > MaxDocumentBytes {
-		return nil, Mentions(text), ErrTooLarge
+		return Document{Err: ErrTooLarge}, Mentions(text)
 	}
-	reader := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(text)))
-	for n := 1; ; n++ {
-		doc, rerr := reader.Read()
-		if errors.Is(rerr, io.EOF) {
-			return nil, false, nil
-		}
-		if rerr != nil {
-			return nil, Mentions(text), fmt.Errorf("not valid YAML: %w", rerr)
-		}
-		js, yerr := yaml.YAMLToJSON(doc)
+	docs, serr := splitDocuments(text)
+	for n, d := range docs {
+		js, yerr := yaml.YAMLToJSON([]byte(d.text))
 		if yerr != nil {
-			return nil, Mentions(text), fmt.Errorf("not valid YAML (document %d): %w", n, yerr)
+			return Document{Err: fmt.Errorf("not valid YAML (document %d): %w", n+1, yerr)}, Mentions(text)
 		}
 		var h header
 		if json.Unmarshal(js, &h) != nil || !IsClusterConfig(h.APIVersion, h.Kind) {
 			continue // not an object, or another kind
 		}
 		if h.APIVersion != SchemeGroupVersion.String() {
-			return nil, true, field.NotSupported(field.NewPath("apiVersion"), h.APIVersion, []string{SchemeGroupVersion.String()})
+			return Document{Err: field.NotSupported(field.NewPath("apiVersion"), h.APIVersion, []string{SchemeGroupVersion.String()})}, true
 		}
 		spec, err := ParseSpec(h.Spec)
-		return spec, true, err
+		return Document{Spec: spec, Err: err, Strict: CheckStrict([]byte(d.text), d.line, "")}, true
 	}
+	if serr != nil {
+		return Document{Err: fmt.Errorf("not valid YAML: %w", serr)}, Mentions(text)
+	}
+	return Document{}, false
+}
+
+// yamlDocument is one document of a text, and the line it starts on.
+type yamlDocument struct {
+	text string
+	line int
+}
+
+// splitDocuments splits text into its YAML documents at separator lines, as
+// the API machinery's YAMLReader does: a line starting with "---" and
+// followed by nothing but spaces or a comment; anything else after "---" is
+// an error, returned with the documents before it. Empty documents are left
+// out.
+func splitDocuments(text string) ([]yamlDocument, error) {
+	var docs []yamlDocument
+	start, startLine := 0, 1
+	for off, line := 0, 1; off < len(text); line++ {
+		next := len(text)
+		if i := strings.IndexByte(text[off:], '\n'); i >= 0 {
+			next = off + i + 1
+		}
+		if rest, ok := strings.CutPrefix(text[off:next], "---"); ok {
+			if t := strings.TrimSpace(rest); t != "" && t[0] != '#' {
+				return docs, fmt.Errorf("line %d: invalid YAML document separator: %s", line, t)
+			}
+			if off > start {
+				docs = append(docs, yamlDocument{text: text[start:off], line: startLine})
+			}
+			start, startLine = next, line+1
+		}
+		off = next
+	}
+	if start < len(text) {
+		docs = append(docs, yamlDocument{text: text[start:], line: startLine})
+	}
+	return docs, nil
 }

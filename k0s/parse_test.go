@@ -442,7 +442,8 @@ func TestFindClusterConfig(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, found, err := k0s.FindClusterConfig(tc.in)
+			doc, found := k0s.FindClusterConfig(tc.in)
+			got, err := doc.Spec, doc.Err
 			if found != tc.wantFound {
 				t.Errorf("FindClusterConfig() found = %v, want %v", found, tc.wantFound)
 			}
@@ -466,9 +467,9 @@ func TestFindClusterConfig(t *testing.T) {
 }
 
 func TestFindClusterConfigUnsupportedVersionIsFieldError(t *testing.T) {
-	_, _, err := k0s.FindClusterConfig("apiVersion: k0s.k0sproject.io/v2\nkind: ClusterConfig\n")
+	doc, _ := k0s.FindClusterConfig("apiVersion: k0s.k0sproject.io/v2\nkind: ClusterConfig\n")
 	var fe *field.Error
-	if !errors.As(err, &fe) {
+	if err := doc.Err; !errors.As(err, &fe) {
 		t.Fatalf("FindClusterConfig() error = %#v, want a *field.Error", err)
 	}
 	if diff := cmp.Diff(fieldErr{Type: field.ErrorTypeNotSupported, Field: "apiVersion"}, fieldErr{Type: fe.Type, Field: fe.Field}); diff != "" {
@@ -489,7 +490,8 @@ func TestFindClusterConfigTooLarge(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, found, err := k0s.FindClusterConfig(tc.in)
+			doc, found := k0s.FindClusterConfig(tc.in)
+			got, err := doc.Spec, doc.Err
 			if !errors.Is(err, k0s.ErrTooLarge) {
 				t.Errorf("FindClusterConfig() error = %v, want ErrTooLarge", err)
 			}
@@ -506,7 +508,8 @@ func TestFindClusterConfigTooLarge(t *testing.T) {
 	if len(atLimit) != k0s.MaxDocumentBytes {
 		t.Fatalf("test text is %d bytes, want %d", len(atLimit), k0s.MaxDocumentBytes)
 	}
-	got, found, err := k0s.FindClusterConfig(atLimit)
+	doc, found := k0s.FindClusterConfig(atLimit)
+	got, err := doc.Spec, doc.Err
 	if err != nil || !found {
 		t.Fatalf("FindClusterConfig() at the limit = found %v, error %v; want found, no error", found, err)
 	}
@@ -518,7 +521,8 @@ func TestFindClusterConfigTooLarge(t *testing.T) {
 // TestFindClusterConfigAliasBomb: a "billion laughs" document is refused
 // (the YAML decoder bounds alias expansion), not expanded.
 func TestFindClusterConfigAliasBomb(t *testing.T) {
-	got, found, err := k0s.FindClusterConfig(aliasBomb(9))
+	doc, found := k0s.FindClusterConfig(aliasBomb(9))
+	got, err := doc.Spec, doc.Err
 	if err == nil || !strings.Contains(err.Error(), "not valid YAML") {
 		t.Fatalf("FindClusterConfig(alias bomb) error = %v, want not valid YAML", err)
 	}

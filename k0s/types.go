@@ -29,6 +29,12 @@ type ClusterConfig struct {
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 	// Spec is the raw spec; empty when the object has none.
 	Spec runtime.RawExtension `json:"spec,omitempty"`
+	// Strict is what k0s's strict reading refuses in the text the object was
+	// read from (see CheckStrict), set by whoever read the text: a k0s.yaml
+	// or a k0sctl.yaml's spec.k0s.config. Nil for an object as the API
+	// server sends it, which has no text of its own and is read tolerantly:
+	// the API server prunes unknown fields. Not serialized.
+	Strict error `json:"-"`
 }
 
 // ClusterConfigList is a list of ClusterConfigs.

@@ -46,6 +46,10 @@ type k0sDocument struct {
 	where string
 	spec  *k0s.Spec // nil when err is set
 	err   error
+	// strict is what k0s's strict reading of the document's text refuses
+	// (k0s.CheckStrict); nil for a ClusterConfig object from the API
+	// server, which prunes unknown fields.
+	strict error
 }
 
 // k0sObject is what a reviewed object holds of k0s configuration.
@@ -80,7 +84,7 @@ func k0sConfigOf(r *Review, old bool) *k0sObject {
 				return nil
 			}
 			spec, err := k0s.ParseSpec(o.Spec.Raw)
-			return &k0sObject{documents: []k0sDocument{{spec: spec, err: err}}}
+			return &k0sObject{documents: []k0sDocument{{spec: spec, err: err, strict: o.Strict}}}
 		case *corev1.ConfigMap:
 			if o == nil || r.Namespace != k0s.Namespace {
 				return nil
@@ -116,8 +120,8 @@ func configMapK0s(cm *corev1.ConfigMap) *k0sObject {
 		if out.worker != nil && k == k0s.WorkerKonnectivityKey || !k0s.Mentions(cm.Data[k]) {
 			continue
 		}
-		if spec, found, err := k0s.FindClusterConfig(cm.Data[k]); found {
-			out.documents = append(out.documents, k0sDocument{where: "data[" + k + "]: ", spec: spec, err: err})
+		if doc, found := k0s.FindClusterConfig(cm.Data[k]); found {
+			out.documents = append(out.documents, k0sDocument{where: "data[" + k + "]: ", spec: doc.Spec, err: doc.Err, strict: doc.Strict})
 		}
 	}
 	return out
@@ -136,6 +140,11 @@ func k0sConfigInvalid(_ context.Context, r *Review, _ cluster.View) []Result {
 			Fix: `write konnectivity as JSON, e.g. {"enabled":true,"agentPort":8132}`})
 	}
 	for _, d := range o.documents {
+		if d.strict != nil {
+			out = append(out, Result{Message: d.where + "k0s refuses unknown fields and duplicate keys: " + d.strict.Error(),
+				Detail: "k0s reads its configuration file strictly and does not start with it",
+				Fix:    "correct or remove the field named; `k0s config validate --config FILE` reads the file as k0s does"})
+		}
 		msg := ""
 		switch {
 		case d.err != nil:

@@ -201,6 +201,16 @@ func TestK0sConfigInvalid(t *testing.T) {
 		{"unknown provider", clusterConfig(t, "network: {provider: flannel}"), invalid(`spec.network.provider: Unsupported value: "flannel"`)},
 		{"invalid CIDR", clusterConfig(t, "network: {serviceCIDR: 10.96.0.0/33}"), invalid("spec.network.serviceCIDR", "invalid CIDR address")},
 		{"unknown fields", clusterConfig(t, "storage: {type: etcd}\nnetwork: {kuberouter: {mtu: 1450}}"), nil},
+		// The API server prunes what its schema does not know: an object
+		// is read tolerantly, as k0s reads it.
+		{"object with a field k0s's file reading refuses", clusterConfig(t, "netwrok: {provider: calico}"), nil},
+		{"ConfigMap value with an unknown field", k0sConfigMap(map[string]string{"k0s.yaml": clusterConfigDoc("  netwrok: {provider: calico}\n")}),
+			invalid("data[k0s.yaml]: k0s refuses unknown fields and duplicate keys: line 6: spec.netwrok: unknown field", "k0s config validate")},
+		{"ConfigMap value with a key twice", k0sConfigMap(map[string]string{"k0s.yaml": "# k0s\n" + clusterConfigDoc("  konnectivity:\n    agentPort: 8132\n    agentPort: 8132\n")}),
+			invalid("data[k0s.yaml]: k0s refuses unknown fields and duplicate keys: line 9: spec.konnectivity.agentPort: duplicate key (first at line 8)")},
+		{"ConfigMap value with a legacy field", k0sConfigMap(map[string]string{"k0s.yaml": clusterConfigDoc("  podSecurityPolicy: {defaultPolicy: 00-k0s-privileged}\n")}), nil},
+		{"ConfigMap's second document", k0sConfigMap(map[string]string{"k0s.yaml": "kind: Other\n---\n" + clusterConfigDoc("  Network: {}\n  telemetry: {enabled: true, intervall: 1m}\n")}),
+			invalid("data[k0s.yaml]: k0s refuses unknown fields and duplicate keys: line 9: spec.telemetry.intervall: unknown field")},
 		{"ConfigMap value", k0sConfigMap(map[string]string{"k0s.yaml": clusterConfigDoc("  konnectivity: {agentPort: 10250}\n")}),
 			invalid("data[k0s.yaml]: spec.konnectivity.agentPort: Invalid value: 10250")},
 		{"ConfigMap value not YAML", k0sConfigMap(map[string]string{"k0s.yaml": clusterConfigDoc("  network: {\n")}),

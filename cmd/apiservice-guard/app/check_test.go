@@ -688,6 +688,23 @@ func TestCheckK0s(t *testing.T) {
 		file:     dir + "k0sctl-no-config.yaml",
 		wantCode: exitOK,
 	}, {
+		// k0s reads its file strictly: an unknown field or a key written
+		// twice, named with its line; a legacy field alone passes.
+		name:     "unknown field and duplicate key",
+		file:     dir + "unknown-fields.yaml",
+		wantCode: exitFindings,
+		wantLines: []string{
+			"ENFORCE  ClusterConfig/kube-system/k0s (" + dir + "unknown-fields.yaml#1)  [k0s-config-invalid] k0s refuses unknown fields and duplicate keys: " +
+				"line 10: spec.netwrok: unknown field; line 14: spec.konnectivity.agentPort: duplicate key (first at line 13)",
+		},
+	}, {
+		name:     "k0sctl.yaml with an unknown field in the k0s config",
+		file:     dir + "k0sctl-unknown-field.yaml",
+		wantCode: exitFindings,
+		wantLines: []string{
+			"ENFORCE  ClusterConfig/kube-system/lab (" + dir + "k0sctl-unknown-field.yaml#1 spec.k0s.config)  [k0s-config-invalid] k0s refuses unknown fields and duplicate keys: line 16: spec.podCIDRs: unknown field",
+		},
+	}, {
 		name:     "wrong types",
 		file:     dir + "bad-types.yaml",
 		wantCode: exitFindings,
