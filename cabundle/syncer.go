@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"apiservice-guard.io/apiservice-guard/certs"
+	"apiservice-guard.io/apiservice-guard/internal/shorten"
 )
 
 // ControllerName names the Syncer's controller in logs and metrics.
@@ -187,8 +188,5 @@ func (s *Syncer) event(api *apiregv1.APIService, eventType, reason, note string)
 		return
 	}
 	const maxNote = 1024 // the API server's limit on an Event note
-	if len(note) > maxNote {
-		note = note[:maxNote-3] + "..."
-	}
-	s.opts.Recorder.Eventf(api, nil, eventType, reason, eventAction, "%s", note)
+	s.opts.Recorder.Eventf(api, nil, eventType, reason, eventAction, "%s", shorten.String(note, maxNote))
 }

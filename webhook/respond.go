@@ -2,10 +2,10 @@ package webhook
 
 import (
 	"strings"
-	"unicode/utf8"
 
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"apiservice-guard.io/apiservice-guard/internal/shorten"
 	"apiservice-guard.io/apiservice-guard/policies"
 )
 
@@ -31,7 +31,7 @@ func respond(findings []policies.Finding) admission.Response {
 		case policies.Warn:
 			warnings = append(warnings, warningLines(f)...)
 		case policies.Audit:
-			audit[f.Rule] = truncate(f.String(), 1024)
+			audit[f.Rule] = shorten.String(f.String(), 1024)
 		}
 	}
 	var resp admission.Response
@@ -53,21 +53,9 @@ func warningLines(f policies.Finding) []string {
 	if s := f.String(); len(s) <= maxWarningLength {
 		return []string{s}
 	}
-	lines := []string{truncate("["+f.Rule+"] "+f.Message, maxWarningLength)}
+	lines := []string{shorten.String("["+f.Rule+"] "+f.Message, maxWarningLength)}
 	if f.Fix != "" {
-		lines = append(lines, truncate("["+f.Rule+"] Fix: "+f.Fix, maxWarningLength))
+		lines = append(lines, shorten.String("["+f.Rule+"] Fix: "+f.Fix, maxWarningLength))
 	}
 	return lines
-}
-
-// truncate cuts s to at most n bytes on a rune boundary, ending in "...".
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n - 3
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "..."
 }

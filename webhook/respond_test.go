@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"apiservice-guard.io/apiservice-guard/internal/shorten"
 	"apiservice-guard.io/apiservice-guard/policies"
 )
 
@@ -36,7 +37,7 @@ func TestRespond(t *testing.T) {
 			name:        "warn allows with warnings; a long fix goes on its own line",
 			findings:    []policies.Finding{{Rule: "r", Action: policies.Warn, Message: "short", Fix: long}},
 			wantAllowed: true, wantCode: 200,
-			wantWarn: []string{"[r] short", truncate("[r] Fix: "+long, maxWarningLength)},
+			wantWarn: []string{"[r] short", shorten.String("[r] Fix: "+long, maxWarningLength)},
 		},
 		{
 			name:        "audit allows silently with an annotation per rule",

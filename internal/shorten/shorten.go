@@ -1,0 +1,46 @@
+// Package shorten cuts text that goes into bounded places: warning lines,
+// audit annotations, Event notes, names kept in memory.
+package shorten
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// String cuts s to at most n bytes on a rune boundary, ending in "...";
+// s is returned as is when it fits. n must be at least 3.
+func String(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - 3
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
+
+// List joins items with ", " in at most budget bytes, ending with "+N more"
+// for the items that do not fit: "alpha (1), +2 more". When not even the
+// first item fits, it is "+N more" alone.
+func List(items []string, budget int) string {
+	var b strings.Builder
+	for i, item := range items {
+		sep := ""
+		if i > 0 {
+			sep = ", "
+		}
+		more := ""
+		if rest := len(items) - i - 1; rest > 0 {
+			more = fmt.Sprintf(", +%d more", rest)
+		}
+		if b.Len()+len(sep)+len(item)+len(more) > budget {
+			// The previous round made room for exactly this.
+			fmt.Fprintf(&b, "%s+%d more", sep, len(items)-i)
+			break
+		}
+		b.WriteString(sep + item)
+	}
+	return b.String()
+}
