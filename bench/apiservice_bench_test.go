@@ -92,7 +92,7 @@ func BenchmarkAPIServiceReviewLive(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	v := webhook.NewValidator(webhook.ValidatorOptions{Engine: engine, View: live})
+	v := webhook.NewValidator(webhook.Options{Engine: engine, View: live})
 
 	b.Run("backend=pods-with-mounted-secret", func(b *testing.B) {
 		req := kedaLikeBackend(b, ctx, cp.Client)

@@ -45,7 +45,7 @@ func BenchmarkK0sReview(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	v := webhook.NewValidator(webhook.ValidatorOptions{Engine: engine, View: view})
+	v := webhook.NewValidator(webhook.Options{Engine: engine, View: view})
 	doc := "apiVersion: k0s.k0sproject.io/v1beta1\nkind: ClusterConfig\nmetadata: {name: k0s}\nspec:\n" + k0sSpec
 	big := doc + "  padding: " + strings.Repeat("x", k0s.MaxDocumentBytes-len(doc)-64) + "\n"
 	cases := []struct {

@@ -108,7 +108,7 @@ func BenchmarkNetworkPolicyScale(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	v := webhook.NewValidator(webhook.ValidatorOptions{Engine: engine, View: env.live})
+	v := webhook.NewValidator(webhook.Options{Engine: engine, View: env.live})
 	st := env.state
 
 	b.Run("live-view-heap", func(b *testing.B) {
@@ -190,7 +190,7 @@ func missReview(b *testing.B, ctx context.Context, view cluster.View, req admiss
 		if err != nil {
 			b.Fatal(err)
 		}
-		v := webhook.NewValidator(webhook.ValidatorOptions{Engine: engine, View: view})
+		v := webhook.NewValidator(webhook.Options{Engine: engine, View: view})
 		start := time.Now()
 		resp := v.Handle(ctx, req)
 		times = append(times, time.Since(start))

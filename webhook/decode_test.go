@@ -36,7 +36,7 @@ func TestObjectsDecodedWhenRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := webhook.NewValidator(webhook.ValidatorOptions{Engine: engine, View: view})
+	v := webhook.NewValidator(webhook.Options{Engine: engine, View: view})
 
 	const good = `{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"p","namespace":"%ns"},"spec":{"podSelector":{}}}`
 	const badTypes = `{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"p","namespace":"%ns"},"spec":{"podSelector":"everything"}}`

@@ -33,7 +33,7 @@ func FuzzReview(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	h := webhook.Handler(webhook.NewValidator(webhook.ValidatorOptions{Engine: engine, View: view}))
+	h := webhook.Handler(webhook.NewValidator(webhook.Options{Engine: engine, View: view}))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req := httptest.NewRequest(http.MethodPost, webhook.ValidatePath, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")

@@ -30,7 +30,7 @@ func newServer(t *testing.T) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewTLSServer(webhook.Handler(webhook.NewValidator(webhook.ValidatorOptions{Engine: engine, View: view})))
+	srv := httptest.NewTLSServer(webhook.Handler(webhook.NewValidator(webhook.Options{Engine: engine, View: view})))
 	t.Cleanup(srv.Close)
 	return srv
 }

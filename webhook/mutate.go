@@ -22,9 +22,8 @@ type Mutator struct {
 
 var _ admission.Handler = (*Mutator)(nil)
 
-// NewMutator returns a mutating handler; it takes the same options as
-// NewValidator.
-func NewMutator(o ValidatorOptions) *Mutator {
+// NewMutator returns a mutating handler.
+func NewMutator(o Options) *Mutator {
 	return &Mutator{handler: newHandler(o)}
 }
 

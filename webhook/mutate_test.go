@@ -45,7 +45,7 @@ func TestMutatorPatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := webhook.NewMutator(webhook.ValidatorOptions{Engine: engine, View: view})
+	m := webhook.NewMutator(webhook.Options{Engine: engine, View: view})
 
 	// As a client would write it: fields in its own order, an unknown
 	// (future) field the guard's types do not know, insecureSkipTLSVerify.
@@ -104,7 +104,7 @@ func TestMutatorNamesFieldManager(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := webhook.NewMutator(webhook.ValidatorOptions{Engine: engine, View: view})
+	m := webhook.NewMutator(webhook.Options{Engine: engine, View: view})
 	ca, err := certs.NewCA("ca", time.Hour)
 	if err != nil {
 		t.Fatal(err)

@@ -32,7 +32,7 @@ type handler struct {
 }
 
 // newHandler fills in the options' defaults and builds the shared part.
-func newHandler(o ValidatorOptions) handler {
+func newHandler(o Options) handler {
 	if o.Scheme == nil {
 		o.Scheme = cluster.NewScheme()
 	}
@@ -48,8 +48,9 @@ type findingRecorder struct {
 
 var _ admission.Handler = (*Validator)(nil)
 
-// ValidatorOptions configure a Validator.
-type ValidatorOptions struct {
+// Options configure the admission handlers, a Validator and a Mutator;
+// serve gives both the same.
+type Options struct {
 	// Engine evaluates the rules. Required.
 	Engine *policies.Engine
 	// View is the cluster state rules read. Required.
@@ -63,7 +64,7 @@ type ValidatorOptions struct {
 }
 
 // NewValidator returns a validating handler.
-func NewValidator(o ValidatorOptions) *Validator {
+func NewValidator(o Options) *Validator {
 	return &Validator{handler: newHandler(o)}
 }
 

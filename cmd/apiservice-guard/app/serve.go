@@ -152,7 +152,7 @@ func wire(ctx context.Context, mgr manager.Manager, engine *policies.Engine) err
 	if err != nil {
 		return err
 	}
-	hookOpts := webhook.ValidatorOptions{
+	hookOpts := webhook.Options{
 		Engine: engine, View: live, Scheme: mgr.GetScheme(),
 		Recorder: mgr.GetEventRecorder("apiservice-guard"), Metrics: m,
 	}
