@@ -255,7 +255,8 @@ func TestK0sProviderChangeDenied(t *testing.T) {
 }
 
 // TestK0sBadInput proves the guard refuses k0s configuration it cannot read
-// (broken YAML, a konnectivity entry that is not JSON) and copes with a
+// (broken YAML, an unknown field, a konnectivity entry that is not JSON) and
+// copes with a
 // ConfigMap near the 1 MiB limit: answered within the webhook timeout, with
 // the guard still ready afterwards.
 func TestK0sBadInput(t *testing.T) {
@@ -267,21 +268,31 @@ func TestK0sBadInput(t *testing.T) {
 		"[k0s-config-invalid]", "data[k0s.yaml]: not valid YAML")
 	t.Logf("broken YAML: %s", stderr)
 
+	// k0s reads its file strictly: a misspelt section is refused, with its
+	// line, although the API server stores any ConfigMap value.
+	const typo = "e2e-k0s-typo"
+	t.Cleanup(func() { deleteConfigMap(t, kubeSystem, typo) })
+	typoYAML := "apiVersion: k0s.k0sproject.io/v1beta1\nkind: ClusterConfig\nspec:\n  netwrok:\n    provider: kuberouter\n"
+	stderr = k0sDenied(t, configMapManifest(kubeSystem, typo, nil, map[string]string{"k0s.yaml": typoYAML}),
+		"[k0s-config-invalid]", "data[k0s.yaml]: k0s refuses unknown fields and duplicate keys: line 4: spec.netwrok: unknown field")
+	t.Logf("unknown field: %s", stderr)
+
 	const worker = "worker-config-badinput-1.37"
 	t.Cleanup(func() { deleteConfigMap(t, kubeSystem, worker) })
 	stderr = k0sDenied(t, workerConfigManifest(worker, "not json {", ""), "[k0s-config-invalid]", "data[konnectivity]")
 	t.Logf("konnectivity not JSON: %s", stderr)
 
-	// ~900 KiB: a valid ClusterConfig whose unknown field holds 14,000
-	// entries. calico without ipAutodetectionMethod makes the guard warn: the
+	// ~950 KiB: a valid ClusterConfig whose unknown field holds 14,000
+	// entries, in spec.network, where k0s ignores unknown fields (at the
+	// top of spec, k0s's strict reading refuses it). calico without ipAutodetectionMethod makes the guard warn: the
 	// warning shows the guard answered, since with failurePolicy Ignore a
 	// timed-out webhook would let the write through silently.
 	const big = "e2e-k0s-big"
 	t.Cleanup(func() { deleteConfigMap(t, kubeSystem, big) })
 	var spec strings.Builder
-	spec.WriteString("network:\n  provider: calico\ne2eUnknownField:\n")
+	spec.WriteString("network:\n  provider: calico\n  e2eUnknownField:\n")
 	for i := range 14000 {
-		fmt.Fprintf(&spec, "  key-%05d: %s\n", i, strings.Repeat("v", 52))
+		fmt.Fprintf(&spec, "    key-%05d: %s\n", i, strings.Repeat("v", 50))
 	}
 	doc := clusterConfigDocument("k0s", "", spec.String())
 	manifest := configMapManifest(kubeSystem, big, nil, map[string]string{"k0s.yaml": doc})
