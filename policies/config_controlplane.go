@@ -37,8 +37,8 @@ const (
 	defaultKonnectivityNamespace = "kube-system"
 )
 
-// agentNamespace is the konnectivity agents' namespace, defaulted.
-func (c ControlPlane) agentNamespace() string {
+// AgentNamespace is the konnectivity agents' namespace, defaulted.
+func (c ControlPlane) AgentNamespace() string {
 	if c.KonnectivityAgentNamespace == "" {
 		return defaultKonnectivityNamespace
 	}

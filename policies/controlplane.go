@@ -215,13 +215,13 @@ func agentPeer(cp ControlPlane) string {
 		pairs = append(pairs, k+": "+l[k])
 	}
 	return fmt.Sprintf("{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: %s}}, podSelector: {matchLabels: {%s}}}",
-		cp.agentNamespace(), strings.Join(pairs, ", "))
+		cp.AgentNamespace(), strings.Join(pairs, ", "))
 }
 
 // konnectivityAgents are the konnectivity-agent pods and their namespace's
 // labels.
 func konnectivityAgents(ctx context.Context, r *Review, v cluster.View) ([]*corev1.Pod, map[string]string) {
-	ns := r.controlPlane.agentNamespace()
+	ns := r.controlPlane.AgentNamespace()
 	pods, _ := v.Pods(ctx, ns, labels.SelectorFromSet(r.controlPlane.agentLabels()))
 	var nsLabels map[string]string
 	if n, err := v.Namespace(ctx, ns); err == nil {

@@ -80,6 +80,27 @@ func (e *Engine) Handles(kind schema.GroupKind) bool { return len(e.byKind[kind]
 // Mutates reports whether any enabled mutating rule reviews kind.
 func (e *Engine) Mutates(kind schema.GroupKind) bool { return len(e.mutators[kind]) > 0 }
 
+// EnabledRule is a validating rule the engine runs, with its action.
+type EnabledRule struct {
+	Name string
+	// Action is the rule's action with the global mode applied: in audit
+	// mode an Enforce rule is Audit.
+	Action Action
+}
+
+// Enabled returns the enabled validating rules that review kind for op, in
+// catalogue order: the rules whose silence is a pass for an object of kind
+// (the audit reports each of them).
+func (e *Engine) Enabled(kind schema.GroupKind, op Operation) []EnabledRule {
+	var out []EnabledRule
+	for _, br := range e.byKind[kind] {
+		if br.rule.applies(kind, op) {
+			out = append(out, EnabledRule{Name: br.rule.Name, Action: e.config.effective(br.action, false)})
+		}
+	}
+	return out
+}
+
 // Evaluate runs every enabled rule that applies to the review and returns all
 // findings, in catalogue order. Nothing is returned for exempt namespaces.
 func (e *Engine) Evaluate(ctx context.Context, r *Review, v cluster.View) []Finding {
@@ -152,6 +173,10 @@ func (e *Engine) Mutate(ctx context.Context, r *Review, v cluster.View) (runtime
 	}
 	return out, findings
 }
+
+// Exempt reports whether the config exempts what r reviews: Evaluate
+// returns nothing for it.
+func (e *Engine) Exempt(r *Review) bool { return e.exempt(r) }
 
 // exempt reports whether the review concerns an exempt namespace: the object's
 // own, or for an APIService the namespace of its backend Service.

@@ -222,7 +222,7 @@ func blocksKonnectivityRule() Rule {
 		Summary: "egress of pod-network konnectivity-agent pods to an APIService or webhook backend port is blocked",
 		Kinds:   []schema.GroupKind{NetworkPolicyKind},
 		Check: func(ctx context.Context, r *Review, v cluster.View) []Result {
-			if r.Namespace != r.controlPlane.agentNamespace() {
+			if r.Namespace != r.controlPlane.AgentNamespace() {
 				return nil
 			}
 			j := judgementFor(ctx, r, v)

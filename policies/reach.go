@@ -285,7 +285,7 @@ func unreachable(ctx context.Context, r *Review, v cluster.View, p protected, ta
 		}
 	}
 	if len(srcs.agents) > 0 {
-		if j := inForce(r.controlPlane.agentNamespace()); j != nil {
+		if j := inForce(r.controlPlane.AgentNamespace()); j != nil {
 			if b, ok := j.blocked(egressOf, srcs.agents, targets); ok {
 				res := b.result(p.what, srcs.model)
 				res.Fix = "allow egress from the agents to that pod and port"
