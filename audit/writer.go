@@ -10,6 +10,7 @@ import (
 
 	openreports "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
 	"golang.org/x/time/rate"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -57,6 +58,7 @@ type Writer struct {
 
 // written is what the Writer knows of one report in the cluster.
 type written struct {
+	ref       corev1.ObjectReference // the object the report is for
 	gvk       schema.GroupVersionKind
 	namespace string
 	hash      string
@@ -147,7 +149,12 @@ func (w *Writer) Load(ctx context.Context) ([]types.UID, error) {
 			}
 			uid := types.UID(u.GetName())
 			w.mu.Lock()
-			w.reports[uid] = &written{gvk: gvk, namespace: u.GetNamespace(), hash: c.hash(), results: rep.Results}
+			var ref corev1.ObjectReference
+			if rep.Scope != nil {
+				ref = *rep.Scope
+			}
+			ref.UID = uid
+			w.reports[uid] = &written{ref: ref, gvk: gvk, namespace: u.GetNamespace(), hash: c.hash(), results: rep.Results}
 			w.mu.Unlock()
 			uids = append(uids, uid)
 		}
@@ -186,7 +193,7 @@ func (w *Writer) Write(ctx context.Context, v Verdict) (bool, error) {
 		results[i] = r
 	}
 	w.mu.Lock()
-	w.reports[v.Object.UID] = &written{gvk: u.GroupVersionKind(), namespace: u.GetNamespace(), hash: hash, results: results}
+	w.reports[v.Object.UID] = &written{ref: v.Object, gvk: u.GroupVersionKind(), namespace: u.GetNamespace(), hash: hash, results: results}
 	w.mu.Unlock()
 	return true, nil
 }
@@ -260,6 +267,24 @@ func (w *Writer) Prune(ctx context.Context, keep map[types.UID]bool) (int, error
 		}
 	}
 	return n, errors.Join(errs...)
+}
+
+// findings are the object a known report is for, and the rules it reports
+// a finding of (fail or warn), with their actions.
+func (w *Writer) findings(uid types.UID) (corev1.ObjectReference, map[string]policies.Action) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := map[string]policies.Action{}
+	rep := w.reports[uid]
+	if rep == nil {
+		return corev1.ObjectReference{UID: uid}, out
+	}
+	for _, r := range rep.results {
+		if r.Result == resultFail || r.Result == resultWarn {
+			out[r.Rule] = policies.Action(r.Properties["action"])
+		}
+	}
+	return rep.ref, out
 }
 
 // Known reports whether the writer knows a report for uid.

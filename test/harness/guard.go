@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -11,6 +12,10 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Guard is the guard binary running `serve` against a control plane.
@@ -66,6 +71,11 @@ func (cp *ControlPlane) StartGuardWith(o GuardOptions) (*Guard, error) {
 	if o.Kubeconfig == "" {
 		o.Kubeconfig = cp.Kubeconfig
 	}
+	// The leader election Lease lives in the guard's namespace, as in a
+	// cluster.
+	if err := cp.ensureNamespace(GuardNamespace); err != nil {
+		return nil, err
+	}
 	n := guardStarts.Add(1)
 	cfgPath := filepath.Join(cp.Dir, fmt.Sprintf("guard-config-%d.yaml", n))
 	if err := os.WriteFile(cfgPath, []byte(o.Config), 0o600); err != nil {
@@ -93,6 +103,7 @@ func (cp *ControlPlane) StartGuardWith(o GuardOptions) (*Guard, error) {
 		"--port", strconv.Itoa(o.Port),
 		"--metrics-bind-address", o.MetricsAddr,
 		"--health-probe-bind-address", g.HealthAddr,
+		"--leader-election-namespace", GuardNamespace,
 	}, o.ExtraArgs...)
 	g.cmd = exec.Command(o.Bin, args...)
 	g.cmd.Stdout, g.cmd.Stderr = logFile, logFile
@@ -160,4 +171,15 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// ensureNamespace creates the namespace name unless it exists.
+func (cp *ControlPlane) ensureNamespace(name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating namespace %s: %w", name, err)
+	}
+	return nil
 }

@@ -22,6 +22,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"apiservice-guard.io/apiservice-guard/audit"
 	"apiservice-guard.io/apiservice-guard/cabundle"
 	"apiservice-guard.io/apiservice-guard/cluster"
 	"apiservice-guard.io/apiservice-guard/policies"
@@ -42,6 +43,16 @@ type serveOptions struct {
 
 	// caBundleSyncInterval is the caBundle syncer's Interval; 0 disables it.
 	caBundleSyncInterval time.Duration
+
+	// leaderElect makes one replica (the holder of a Lease in
+	// leaderElectionNamespace) run the background writers.
+	leaderElect             bool
+	leaderElectionNamespace string
+	// auditInterval is the time between full audit scans; 0 turns the
+	// audit off.
+	auditInterval   time.Duration
+	reportAPI       string
+	auditMaxResults int
 }
 
 func newServeCommand() *cobra.Command {
@@ -66,6 +77,15 @@ func newServeCommand() *cobra.Command {
 		"CIDR the control plane connects from (repeatable), e.g. a GKE master-ipv4-cidr")
 	f.DurationVar(&o.caBundleSyncInterval, "cabundle-sync-interval", cabundle.DefaultInterval,
 		"how often the caBundle of APIServices annotated cert-manager.io/inject-ca-from(-secret) is re-synced from its source; 0 disables")
+	f.BoolVar(&o.leaderElect, "leader-elect", true,
+		"elect a leader (a Lease in --leader-election-namespace) to run the caBundle sync and the audit; every replica serves admission")
+	f.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "",
+		"namespace of the leader election Lease; default: the guard's own namespace when it runs in a cluster")
+	f.DurationVar(&o.auditInterval, "audit-interval", 10*time.Minute,
+		"time between full audit scans of existing objects (changes are audited as they happen); 0 turns the audit off")
+	f.StringVar(&o.reportAPI, "report-api", string(audit.APIAuto),
+		"where audit results go: auto (openreports.io if served, else wgpolicyk8s.io, else none), openreports, wgpolicyk8s or none")
+	f.IntVar(&o.auditMaxResults, "audit-max-results", 50, "most results in one audit report; the rest are counted in an annotation")
 	goflags := flag.NewFlagSet("zap", flag.ContinueOnError)
 	o.zap.BindFlags(goflags)
 	f.AddGoFlagSet(goflags)
@@ -93,6 +113,16 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if o.caBundleSyncInterval < 0 {
 		return usage(fmt.Errorf("--cabundle-sync-interval %s: must not be negative (0 disables)", o.caBundleSyncInterval))
 	}
+	if o.auditInterval < 0 {
+		return usage(fmt.Errorf("--audit-interval %s: must not be negative (0 turns the audit off)", o.auditInterval))
+	}
+	reportAPI, err := audit.ParseAPI(o.reportAPI)
+	if err != nil {
+		return usage(fmt.Errorf("--report-api: %w", err))
+	}
+	if o.auditMaxResults < 1 {
+		return usage(fmt.Errorf("--audit-max-results %d: must be at least 1", o.auditMaxResults))
+	}
 	engine, err := policies.NewEngine(cfg, rules)
 	if err != nil {
 		return usage(err)
@@ -109,7 +139,11 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if err != nil {
 		return usage(err)
 	}
-	if err := wire(ctx, mgr, engine); err != nil {
+	live, err := wire(ctx, mgr, engine)
+	if err != nil {
+		return usage(err)
+	}
+	if err := setupAudit(ctx, mgr, engine, live, o, reportAPI); err != nil {
 		return usage(err)
 	}
 	if err := setupCABundleSync(mgr, o.caBundleSyncInterval); err != nil {
@@ -135,6 +169,12 @@ func newManager(restCfg *rest.Config, o *serveOptions) (manager.Manager, error) 
 		Cache:                  cluster.CacheOptions(scheme),
 		Metrics:                metricsserver.Options{BindAddress: o.metricsAddr},
 		HealthProbeBindAddress: o.probeAddr,
+		LeaderElection:          o.leaderElect,
+		LeaderElectionID:        "apiservice-guard-leader",
+		LeaderElectionNamespace: o.leaderElectionNamespace,
+		// The background writers stop at once when leadership is lost;
+		// admission goes on in every replica.
+		LeaderElectionReleaseOnCancel: true,
 		WebhookServer: ctrlwebhook.NewServer(ctrlwebhook.Options{
 			Host: o.host, Port: o.port, CertDir: o.certDir, TLSOpts: []func(*tls.Config){secure},
 		}),
@@ -143,14 +183,14 @@ func newManager(restCfg *rest.Config, o *serveOptions) (manager.Manager, error) 
 
 // wire connects the live view, the validator and the health checks to mgr.
 // Readiness turns true only once the webhook serves and the caches synced.
-func wire(ctx context.Context, mgr manager.Manager, engine *policies.Engine) error {
+func wire(ctx context.Context, mgr manager.Manager, engine *policies.Engine) (*cluster.Live, error) {
 	live, err := cluster.NewLive(ctx, mgr.GetCache(), mgr.GetAPIReader(), cluster.LiveOptions{})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	m, err := webhook.NewMetrics(metrics.Registry)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	hookOpts := webhook.Options{
 		Engine: engine, View: live, Scheme: mgr.GetScheme(),
@@ -159,26 +199,63 @@ func wire(ctx context.Context, mgr manager.Manager, engine *policies.Engine) err
 	webhook.Register(mgr.GetWebhookServer(), webhook.NewValidator(hookOpts))
 	webhook.RegisterMutator(mgr.GetWebhookServer(), webhook.NewMutator(hookOpts))
 	var synced atomic.Bool
-	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+	if err := mgr.Add(everyReplica(func(ctx context.Context) error {
 		if live.WaitForCacheSync(ctx) {
 			synced.Store(true)
 		}
 		return nil
 	})); err != nil {
-		return err
+		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
-		return err
+		return nil, err
 	}
 	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
-		return err
+		return nil, err
 	}
-	return mgr.AddReadyzCheck("caches", func(*http.Request) error {
+	return live, mgr.AddReadyzCheck("caches", func(*http.Request) error {
 		if !synced.Load() {
 			return errors.New("caches not synced yet")
 		}
 		return nil
 	})
+}
+
+// everyReplica is a runnable that every replica runs, leader or not: the
+// manager runs a plain RunnableFunc on the leader only.
+type everyReplica func(context.Context) error
+
+func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
+
+func (everyReplica) NeedLeaderElection() bool { return false }
+
+// setupAudit adds the audit to mgr (leader only), unless --audit-interval
+// is 0: it reads through the Live view's informers, lists kube-system's k0s
+// objects uncached, and writes reports with the manager's client.
+func setupAudit(ctx context.Context, mgr manager.Manager, engine *policies.Engine, live *cluster.Live, o *serveOptions, api audit.API) error {
+	if o.auditInterval == 0 {
+		return nil
+	}
+	m, err := audit.NewMetrics(metrics.Registry)
+	if err != nil {
+		return err
+	}
+	a, err := audit.New(audit.Options{
+		Engine: engine, View: live,
+		Sources:  audit.Sources{Cache: mgr.GetCache(), Reader: mgr.GetAPIReader()},
+		Reports:  audit.ReportOptions{Client: mgr.GetClient(), Mapper: mgr.GetRESTMapper(), API: api, MaxResults: o.auditMaxResults},
+		Synced:   live.WaitForCacheSync,
+		Recorder: mgr.GetEventRecorder("apiservice-guard-audit"),
+		Metrics:  m,
+		Interval: o.auditInterval,
+	})
+	if err != nil {
+		return err
+	}
+	if err := a.Watch(ctx, mgr.GetCache()); err != nil {
+		return err
+	}
+	return mgr.Add(a)
 }
 
 // setupCABundleSync adds the caBundle syncer to mgr, unless interval is 0.
