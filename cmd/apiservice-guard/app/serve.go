@@ -165,10 +165,10 @@ func newManager(restCfg *rest.Config, o *serveOptions) (manager.Manager, error) 
 		c.NextProtos = []string{"http/1.1"}
 	}
 	return ctrl.NewManager(restCfg, manager.Options{
-		Scheme:                 scheme,
-		Cache:                  cluster.CacheOptions(scheme),
-		Metrics:                metricsserver.Options{BindAddress: o.metricsAddr},
-		HealthProbeBindAddress: o.probeAddr,
+		Scheme:                  scheme,
+		Cache:                   cluster.CacheOptions(scheme),
+		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress:  o.probeAddr,
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        "apiservice-guard-leader",
 		LeaderElectionNamespace: o.leaderElectionNamespace,
