@@ -397,14 +397,16 @@ func (a *Auditor) events(s Subject, v Verdict, prev *objectState) {
 		if f.Fix != "" {
 			note += " Fix: " + f.Fix
 		}
-		a.opts.Recorder.Eventf(s.Object, nil, corev1.EventTypeWarning, "AuditFinding", "Audit", "%s", shorten.String(note, maxNote))
+		// The rule is the action, as in admission's Events: Events of one
+		// object with the same reason and action are one series.
+		a.opts.Recorder.Eventf(s.Object, nil, corev1.EventTypeWarning, "AuditFinding", f.Rule, "%s", shorten.String(note, maxNote))
 	}
 	if prev == nil {
 		return
 	}
 	for rule := range prev.findings {
 		if !slices.ContainsFunc(v.Findings, func(f policies.Finding) bool { return f.Rule == rule }) {
-			a.opts.Recorder.Eventf(s.Object, nil, corev1.EventTypeNormal, "AuditFindingCleared", "Audit", "[%s] passes now", rule)
+			a.opts.Recorder.Eventf(s.Object, nil, corev1.EventTypeNormal, "AuditFindingCleared", rule, "[%s] passes now", rule)
 		}
 	}
 }
