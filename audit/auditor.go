@@ -51,6 +51,10 @@ type Options struct {
 	// Debounce is how long a change waits for more changes to the same
 	// namespace or APIService before it is reviewed. Default: 2s.
 	Debounce time.Duration
+	// Recheck is the time between reviews of every APIService: what no
+	// watch shows (a serving certificate's Secret rotated, read again by
+	// name; a backend's TLS answer) shows there. Default: 10s.
+	Recheck time.Duration
 }
 
 // ReportOptions say where the audit writes its reports.
@@ -94,7 +98,9 @@ const (
 	keyFull         = "full"
 	keyNamespace    = "namespace/"
 	keyAPIService   = "apiservice/"
+	keyAPIServices  = "apiservices"
 	defaultDebounce = 2 * time.Second
+	defaultRecheck  = 10 * time.Second
 )
 
 // New returns an auditor; Start runs it.
@@ -110,6 +116,9 @@ func New(o Options) (*Auditor, error) {
 	}
 	if o.Debounce <= 0 {
 		o.Debounce = defaultDebounce
+	}
+	if o.Recheck <= 0 {
+		o.Recheck = defaultRecheck
 	}
 	if o.Synced == nil {
 		o.Synced = func(context.Context) bool { return true }
@@ -156,18 +165,8 @@ func (a *Auditor) Start(ctx context.Context) error {
 		logger.Error(err, "reading the reports written before; they are rewritten")
 	}
 	a.queue.Add(keyFull)
-	go func() {
-		t := time.NewTicker(a.opts.Interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				a.queue.Add(keyFull)
-			}
-		}
-	}()
+	go a.every(ctx, a.opts.Interval, keyFull)
+	go a.every(ctx, a.opts.Recheck, keyAPIServices)
 	for {
 		key, shutdown := a.queue.Get()
 		if shutdown {
@@ -177,6 +176,20 @@ func (a *Auditor) Start(ctx context.Context) error {
 			logger.Error(err, "audit", "what", key)
 		}
 		a.queue.Done(key)
+	}
+}
+
+// every queues key every period until ctx ends.
+func (a *Auditor) every(ctx context.Context, period time.Duration, key string) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			a.queue.Add(key)
+		}
 	}
 }
 
@@ -221,6 +234,8 @@ func (a *Auditor) process(ctx context.Context, key string) error {
 	case key == keyFull:
 		_, err := a.Scan(ctx)
 		return err
+	case key == keyAPIServices:
+		return a.apiServices(ctx)
 	case strings.HasPrefix(key, keyAPIService):
 		return a.apiService(ctx, strings.TrimPrefix(key, keyAPIService))
 	case strings.HasPrefix(key, keyNamespace):
@@ -279,6 +294,21 @@ func (a *Auditor) Scan(ctx context.Context) (ScanStats, error) {
 	return stats, errors.Join(errs...)
 }
 
+// apiServices reviews every APIService that has a backend.
+func (a *Auditor) apiServices(ctx context.Context) error {
+	refs, err := a.opts.View.ServiceReferences(ctx, "")
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, r := range refs {
+		if r.Kind == cluster.KindAPIService {
+			errs = append(errs, a.apiServiceOnly(ctx, r.Name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // apiService reviews one APIService, and the namespace of its backend.
 func (a *Auditor) apiService(ctx context.Context, name string) error {
 	api, err := a.opts.View.APIService(ctx, name)
@@ -293,7 +323,8 @@ func (a *Auditor) apiService(ctx context.Context, name string) error {
 		return a.drop(ctx, func(s *objectState) bool { return s.ref.UID == api.UID })
 	}
 	a.queue.Add(keyNamespace + api.Spec.Service.Namespace)
-	return a.reviewOne(ctx, subject(policies.APIServiceKind, apiregv1.SchemeGroupVersion, api.DeepCopy()))
+	_, err = a.reviewOne(ctx, subject(policies.APIServiceKind, apiregv1.SchemeGroupVersion, api.DeepCopy()))
+	return err
 }
 
 // namespace reviews the APIServices whose backend runs in ns and the
@@ -325,10 +356,11 @@ func (a *Auditor) namespace(ctx context.Context, ns string) error {
 		}
 		for _, np := range nps {
 			s := subject(policies.NetworkPolicyKind, networkingv1.SchemeGroupVersion, np.DeepCopy())
-			if err := a.reviewOne(ctx, s); err == nil || !errors.Is(err, errExempt) {
+			exempt, err := a.reviewOne(ctx, s)
+			if !exempt {
 				keep[np.UID] = true
-				errs = append(errs, err)
 			}
+			errs = append(errs, err)
 		}
 	}
 	errs = append(errs, a.drop(ctx, func(s *objectState) bool {
@@ -346,17 +378,23 @@ func (a *Auditor) apiServiceOnly(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	return a.reviewOne(ctx, subject(policies.APIServiceKind, apiregv1.SchemeGroupVersion, api.DeepCopy()))
+	a.opts.Metrics.setAvailable(api)
+	if api.Spec.Service == nil {
+		return nil
+	}
+	_, err = a.reviewOne(ctx, subject(policies.APIServiceKind, apiregv1.SchemeGroupVersion, api.DeepCopy()))
+	return err
 }
 
-// reviewOne reviews a subject; an exempt one loses its report.
-func (a *Auditor) reviewOne(ctx context.Context, s Subject) error {
-	_, err := a.review(ctx, s)
+// reviewOne reviews a subject; an exempt one loses its report, and exempt
+// is true.
+func (a *Auditor) reviewOne(ctx context.Context, s Subject) (exempt bool, err error) {
+	_, err = a.review(ctx, s)
 	if errors.Is(err, errExempt) {
 		uid := s.Object.GetUID()
-		return errors.Join(err, a.drop(ctx, func(st *objectState) bool { return st.ref.UID == uid }))
+		return true, a.drop(ctx, func(st *objectState) bool { return st.ref.UID == uid })
 	}
-	return err
+	return false, err
 }
 
 // review reviews a subject, writes its report, and sends the Events of

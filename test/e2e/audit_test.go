@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -95,7 +97,9 @@ func auditScenario(t *testing.T, rapi reportAPI) {
 	waitAvailable(t, stale.Name, apiregv1.ConditionFalse, "FailedDiscoveryCheck", "x509")
 
 	// The guard arrives.
-	useGuard(t, harness.GuardOptions{ExtraArgs: []string{"--audit-interval", "1m", "--report-api", rapi.name}})
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	useGuard(t, harness.GuardOptions{Config: defaultConfig, MetricsAddr: metricsAddr,
+		ExtraArgs: []string{"--audit-interval", "1m", "--report-api", rapi.name}})
 
 	denyReport := reportOf(rapi.namespaced, b.ns, string(deny.UID))
 	waitResult(t, denyReport, 30*time.Second, "networkpolicy-blocks-apiservice", "fail", "cannot reach pod "+b.ns+"/adapter-0 on 6443/TCP")
@@ -120,6 +124,20 @@ func auditScenario(t *testing.T, rapi reportAPI) {
 		t.Errorf("kubectl get %s: %v\n%s%s", rapi.clusterResource, err, out, stderr)
 	}
 	t.Logf("kubectl get %s:\n%s", rapi.clusterResource, out)
+
+	// The metrics say the same.
+	metrics := scrape(t, "http://"+metricsAddr+"/metrics")
+	for _, want := range []string{
+		`apiservice_guard_audit_findings{action="Enforce",rule="networkpolicy-blocks-apiservice"}`,
+		`apiservice_guard_apiservice_available{apiservice="` + stale.Name + `"} 0`,
+		`apiservice_guard_audit_report_api{api="` + rapi.name + `"} 1`,
+		"apiservice_guard_audit_last_run_timestamp_seconds ",
+		"apiservice_guard_audit_scan_duration_seconds_count ",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 
 	// The repair: allow the control plane on the pod port.
 	allow := policy("allow-control-plane", b.ns, fmt.Sprintf("  ingress: [{from: [{ipBlock: {cidr: %q}}], ports: [{port: 6443}]}]\n", apiServerCIDR(t)))
@@ -191,4 +209,19 @@ func waitResult(t *testing.T, r report, timeout time.Duration, rule, outcome, te
 	if err != nil {
 		t.Fatalf("%s %s/%s: no %q result %q (message with %q) within %s; last: %s", r.gvk.Kind, r.namespace, r.name, rule, outcome, text, timeout, last)
 	}
+}
+
+// scrape returns the text of a metrics endpoint.
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("scraping %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("scraping %s: %d %v", url, resp.StatusCode, err)
+	}
+	return string(body)
 }
