@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -57,7 +58,8 @@ func installReportCRDs(t *testing.T) {
 
 // TestAuditReportsWhatAlreadyExists: a cluster broken while the guard was
 // away (a default-deny in front of an adapter, a stale caBundle the real
-// aggregator fails discovery on) is reported within 30 s of the guard's
+// aggregator fails discovery on, a k0s worker-config with konnectivity off)
+// is reported within 30 s of the guard's
 // start, in reports and Events, with the fixes; a repair turns its result
 // to pass within 15 s, and a deleted object loses its report. Once with the
 // OpenReports API and once with wgpolicyk8s.
@@ -96,6 +98,20 @@ func auditScenario(t *testing.T, rapi reportAPI) {
 	create(t, ns, svc, stale)
 	waitAvailable(t, stale.Name, apiregv1.ConditionFalse, "FailedDiscoveryCheck", "x509")
 
+	// A k0s worker-config with konnectivity off, while a backend runs in
+	// the pod network.
+	kb := installK0sBackend(t, "audit-ms-"+rapi.name, "audit-ms-"+rapi.name, "audit-k0s-"+rapi.name+".e2e.apiservice-guard.io")
+	kb.addPod(t, "audit-ms-"+rapi.name+"-0", false)
+	worker := "worker-config-audit" + strings.ReplaceAll(rapi.name, "k8s", "") + "-1.37"
+	t.Cleanup(func() { deleteConfigMap(t, kubeSystem, worker) })
+	if out, stderr, err := kubectl(t, workerConfigManifest(worker, `{"agentPort":8132}`, ""), "apply", "-f", "-"); err != nil {
+		t.Fatalf("worker-config: %v\n%s%s", err, out, stderr)
+	}
+	var workerCM corev1.ConfigMap
+	if err := suite.client.Get(ctx, client.ObjectKey{Namespace: kubeSystem, Name: worker}, &workerCM); err != nil {
+		t.Fatal(err)
+	}
+
 	// The guard arrives.
 	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	useGuard(t, harness.GuardOptions{Config: defaultConfig, MetricsAddr: metricsAddr,
@@ -105,6 +121,7 @@ func auditScenario(t *testing.T, rapi reportAPI) {
 	waitResult(t, denyReport, 30*time.Second, "networkpolicy-blocks-apiservice", "fail", "cannot reach pod "+b.ns+"/adapter-0 on 6443/TCP")
 	staleReport := reportOf(rapi.cluster, "", string(stale.UID))
 	waitResult(t, staleReport, 30*time.Second, "apiservice-cabundle-mismatch", "", "")
+	waitResult(t, reportOf(rapi.namespaced, kubeSystem, string(workerCM.UID)), 30*time.Second, "k0s-konnectivity-disabled", "warn", "konnectivity is off")
 	waitEvent(t, "default-deny", "AuditFinding", "[networkpolicy-blocks-apiservice]")
 	t.Cleanup(func() {
 		if t.Failed() {
