@@ -46,11 +46,12 @@ func main() {
 }
 
 func run(ctx context.Context, o options) error {
-	say("Starting kube-apiserver v1.37 + etcd (built by hack/tools.sh), installing the guard's webhook from manifests/base and k0s's ClusterConfig CRD")
+	say("Starting kube-apiserver v1.37 + etcd (built by hack/tools.sh), installing the guard's webhook from manifests/base, k0s's ClusterConfig CRD and the OpenReports CRDs")
 	cp, err := harness.Start(harness.Options{
 		WebhookPaths: []string{filepath.Join("manifests", "base", "webhook.yaml")},
-		// k0s's ClusterConfig kind, for the k0s incident.
-		CRDPaths: []string{filepath.Join("test", "crds", "clusterconfigs.k0s.k0sproject.io.yaml")},
+		// k0s's ClusterConfig kind, for the k0s incident; OpenReports'
+		// Report and ClusterReport, for the audit.
+		CRDPaths: []string{filepath.Join("test", "crds", "clusterconfigs.k0s.k0sproject.io.yaml"), filepath.Join("test", "crds", "reports", "openreports")},
 	})
 	if err != nil {
 		return err
@@ -61,17 +62,15 @@ func run(ctx context.Context, o options) error {
 		}
 		os.RemoveAll(cp.Dir)
 	}()
-	guard, err := cp.StartGuard(o.guard, "mode: enforce\n")
-	if err != nil {
+	d := &demo{cp: cp, dir: filepath.Join(o.examples, "cabundle-mismatch"), guardBin: o.guard}
+	if err := d.startGuard(); err != nil {
 		return err
 	}
 	defer func() {
-		if err := guard.Stop(); err != nil {
+		if err := d.guard.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "demo: guard exit:", err)
 		}
 	}()
-	say("Guard is ready (log: %s)", guard.LogPath)
-	d := &demo{cp: cp, dir: filepath.Join(o.examples, "cabundle-mismatch")}
 	// The adapter lives as long as the control plane, so that with --keep
 	// the APIService stays Available.
 	defer d.close()
@@ -87,6 +86,9 @@ func run(ctx context.Context, o options) error {
 	if err := d.k0sIncident(ctx); err != nil {
 		return err
 	}
+	if err := d.auditIncident(ctx); err != nil {
+		return err
+	}
 	if o.keep {
 		say("Left running. Try:  kubectl --kubeconfig %s get apiservices", cp.Kubeconfig)
 		say("KUBECONFIG=%s", cp.Kubeconfig)
@@ -98,9 +100,81 @@ func run(ctx context.Context, o options) error {
 }
 
 type demo struct {
-	cp      *harness.ControlPlane
-	dir     string
-	adapter *adapter.Adapter
+	cp       *harness.ControlPlane
+	dir      string
+	adapter  *adapter.Adapter
+	guardBin string
+	guard    *harness.Guard
+}
+
+// startGuard starts the guard, enforcing.
+func (d *demo) startGuard() error {
+	g, err := d.cp.StartGuard(d.guardBin, "mode: enforce\n")
+	if err != nil {
+		return err
+	}
+	d.guard = g
+	say("Guard is ready (log: %s)", g.LogPath)
+	return nil
+}
+
+// auditIncident: while the guard is away, the default-deny is left alone and
+// konnectivity is turned off again; back, the guard's audit reports both,
+// and the repair turns the report to pass.
+func (d *demo) auditIncident(ctx context.Context) error {
+	title("Audit: what broke while the guard was away")
+	say("The guard stops (an upgrade, a node drain). Its webhook fails open (failurePolicy: Ignore), so nothing stops these:")
+	if err := d.guard.Stop(); err != nil {
+		return fmt.Errorf("stopping the guard: %w", err)
+	}
+	netpol, k0sDir := d.example("networkpolicy-default-deny"), d.example("k0s")
+	if err := d.run(ctx, []step{
+		{"Someone removes the allow; the default-deny now cuts metrics-server off:", []string{"-n", "kube-system", "delete", "networkpolicy", "allow-control-plane-to-metrics-server"}, ""},
+		{"A k0s upgrade writes the worker-config with konnectivity off again:", []string{"apply", "-f", k0sDir("broken-worker-config.yaml")}, ""},
+	}); err != nil {
+		return err
+	}
+	fmt.Println()
+	say("The guard is back. Its audit reviews what exists and writes OpenReports reports, one per object:")
+	if err := d.startGuard(); err != nil {
+		return err
+	}
+	uid, err := d.cp.KubectlCommand(ctx, "-n", "kube-system", "get", "networkpolicy", "default-deny-ingress", "-o", "jsonpath={.metadata.uid}").Output()
+	if err != nil {
+		return fmt.Errorf("reading the default-deny's UID: %w", err)
+	}
+	report := []string{"-n", "kube-system", "get", "report", string(uid), "-o", `jsonpath={range .results[*]}{.rule}={.result}{"\n"}{end}`}
+	if err := d.waitOutput(ctx, report, "networkpolicy-blocks-apiservice=fail"); err != nil {
+		return err
+	}
+	if err := d.run(ctx, []step{
+		{"APIServices get cluster-scoped reports:", []string{"get", "clusterreports", "-o", "wide"}, ""},
+		{"NetworkPolicies and k0s worker-configs get reports in their namespace:", []string{"get", "reports", "-A", "-o", "wide"}, ""},
+		{"The default-deny's report, with the rule that fails and its fix:", []string{"-n", "kube-system", "describe", "report", string(uid)}, ""},
+		{"And an Event on the policy:", []string{"-n", "kube-system", "events", "--for", "networkpolicy/default-deny-ingress"}, ""},
+		{"The repair: allow the API server on the pod port again.", []string{"apply", "-f", netpol("fixed.yaml")}, ""},
+	}); err != nil {
+		return err
+	}
+	if err := d.waitOutput(ctx, report, "networkpolicy-blocks-apiservice=pass"); err != nil {
+		return err
+	}
+	return d.run(ctx, []step{
+		{"Within seconds the report passes:", []string{"-n", "kube-system", "get", "reports"}, ""},
+	})
+}
+
+// waitOutput runs kubectl args until its output contains want.
+func (d *demo) waitOutput(ctx context.Context, args []string, want string) error {
+	var out []byte
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		out, _ = d.cp.KubectlCommand(ctx, args...).CombinedOutput()
+		return strings.Contains(string(out), want), nil
+	})
+	if err != nil {
+		return fmt.Errorf("kubectl %s did not say %q within 30s: %w\n%s", strings.Join(args, " "), want, err, out)
+	}
+	return nil
 }
 
 // caBundleIncident: a stale caBundle takes the APIService down; the fixed one
