@@ -142,28 +142,7 @@ func (a *Auditor) Start(ctx context.Context) error {
 	if !a.opts.Synced(ctx) {
 		return nil // ctx ended; the manager is stopping
 	}
-	api := APINone
-	if a.opts.Reports.API != APINone {
-		var err error
-		if api, err = ResolveAPI(a.opts.Reports.Mapper, a.opts.Reports.API); err != nil {
-			// A report CRD that is missing or broken must not stop the
-			// guard: the audit goes on without reports.
-			logger.Error(err, "cannot write reports; audit results go to Events and metrics only")
-			api = APINone
-		} else if api == APINone {
-			logger.Info("no report CRD installed (openreports.io or wgpolicyk8s.io); audit results go to Events and metrics only")
-		}
-	}
-	logger.Info("audit starting", "reportAPI", string(api), "interval", a.opts.Interval)
-	a.writer = NewWriter(a.opts.Reports.Client, a.opts.Engine.Rules(), WriterOptions{API: api, MaxResults: a.opts.Reports.MaxResults})
-	if a.opts.Metrics != nil {
-		a.opts.Metrics.reportAPI.Reset()
-		a.opts.Metrics.reportAPI.WithLabelValues(string(api)).Set(1)
-	}
-	a.started.Store(true)
-	if err := a.load(ctx); err != nil {
-		logger.Error(err, "reading the reports written before; they are rewritten")
-	}
+	a.Prepare(ctx)
 	a.queue.Add(keyFull)
 	go a.every(ctx, a.opts.Interval, keyFull)
 	go a.every(ctx, a.opts.Recheck, keyAPIServices)
@@ -177,6 +156,41 @@ func (a *Auditor) Start(ctx context.Context) error {
 		}
 		a.queue.Done(key)
 	}
+}
+
+// Prepare picks the report API, reads the reports written before, and makes
+// Changed queue changes. Start calls it; a caller that drives Scan and
+// Refresh itself (a benchmark) calls it once first. A report API that is
+// missing or broken is logged and the audit goes on without reports: it
+// never stops the guard.
+func (a *Auditor) Prepare(ctx context.Context) {
+	logger := log.FromContext(ctx)
+	api := APINone
+	if a.opts.Reports.API != APINone {
+		var err error
+		if api, err = ResolveAPI(a.opts.Reports.Mapper, a.opts.Reports.API); err != nil {
+			logger.Error(err, "cannot write reports; audit results go to Events and metrics only")
+			api = APINone
+		} else if api == APINone {
+			logger.Info("no report CRD installed (openreports.io or wgpolicyk8s.io); audit results go to Events and metrics only")
+		}
+	}
+	logger.Info("audit starting", "reportAPI", string(api), "interval", a.opts.Interval)
+	a.writer = NewWriter(a.opts.Reports.Client, a.opts.Engine.Rules(), WriterOptions{API: api, MaxResults: a.opts.Reports.MaxResults})
+	if a.opts.Metrics != nil {
+		a.opts.Metrics.reportAPI.Reset()
+		a.opts.Metrics.reportAPI.WithLabelValues(string(api)).Set(1)
+	}
+	if err := a.load(ctx); err != nil {
+		logger.Error(err, "reading the reports written before; they are rewritten")
+	}
+	a.started.Store(true)
+}
+
+// Refresh reviews at once what a change to obj touches, as Changed does
+// after the debounce.
+func (a *Auditor) Refresh(ctx context.Context, obj client.Object) error {
+	return a.process(ctx, a.keyFor(obj))
 }
 
 // every queues key every period until ctx ends.
@@ -209,27 +223,36 @@ func (a *Auditor) load(ctx context.Context) error {
 	return nil
 }
 
-// Changed queues what a change to obj (of kind) may have changed, after
-// the debounce: its namespace's backends and policies, or an APIService,
-// or, for a Namespace (labels select policy peers) or a Node, a full scan.
+// Changed queues what a change to obj may have changed (keyFor), to be
+// reviewed after the debounce.
 func (a *Auditor) Changed(obj client.Object) {
 	if !a.started.Load() {
 		return // not the leader (yet), or not started: the first scan covers it
 	}
-	switch o := obj.(type) {
-	case *apiregv1.APIService:
-		a.queue.AddAfter(keyAPIService+o.Name, a.opts.Debounce)
-	case *corev1.Namespace, *corev1.Node:
-		a.queue.AddAfter(keyFull, a.opts.Debounce)
-	default:
-		if ns := obj.GetNamespace(); ns != "" {
-			a.queue.AddAfter(keyNamespace+ns, a.opts.Debounce)
-		}
+	if key := a.keyFor(obj); key != "" {
+		a.queue.AddAfter(key, a.opts.Debounce)
 	}
 }
 
-// process handles one queue key.
+// keyFor is the queue key of what a change to obj touches: an APIService,
+// a namespace's backends and policies, or for a Namespace (its labels
+// select policy peers) or a Node a full scan; "" for nothing.
+func (a *Auditor) keyFor(obj client.Object) string {
+	switch o := obj.(type) {
+	case *apiregv1.APIService:
+		return keyAPIService + o.Name
+	case *corev1.Namespace, *corev1.Node:
+		return keyFull
+	}
+	if ns := obj.GetNamespace(); ns != "" {
+		return keyNamespace + ns
+	}
+	return ""
+}
+
+// process handles one queue key, then sets the findings gauge.
 func (a *Auditor) process(ctx context.Context, key string) error {
+	defer a.updateFindingsGauge()
 	switch {
 	case key == keyFull:
 		_, err := a.Scan(ctx)
@@ -240,6 +263,8 @@ func (a *Auditor) process(ctx context.Context, key string) error {
 		return a.apiService(ctx, strings.TrimPrefix(key, keyAPIService))
 	case strings.HasPrefix(key, keyNamespace):
 		return a.namespace(ctx, strings.TrimPrefix(key, keyNamespace))
+	case key == "":
+		return nil
 	}
 	return fmt.Errorf("unknown audit key %q", key)
 }
@@ -414,7 +439,6 @@ func (a *Auditor) review(ctx context.Context, s Subject) (bool, error) {
 	a.state[v.Object.UID] = &objectState{ref: v.Object, findings: now}
 	a.mu.Unlock()
 	a.events(s, v, prev)
-	a.updateFindingsGauge()
 	return wrote, werr
 }
 
@@ -468,8 +492,7 @@ func (a *Auditor) drop(ctx context.Context, match func(*objectState) bool) error
 	return errors.Join(errs...)
 }
 
-// forget removes the state of the objects gone selects, and updates the
-// findings gauge.
+// forget removes the state of the objects gone selects.
 func (a *Auditor) forget(gone func(types.UID, *objectState) bool) {
 	a.mu.Lock()
 	for uid, s := range a.state {
@@ -478,7 +501,6 @@ func (a *Auditor) forget(gone func(types.UID, *objectState) bool) {
 		}
 	}
 	a.mu.Unlock()
-	a.updateFindingsGauge()
 }
 
 // updateFindingsGauge sets apiservice_guard_audit_findings from the state.

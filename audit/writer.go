@@ -34,7 +34,7 @@ type WriterOptions struct {
 	// MaxResults caps the results of one report; 0 means no cap.
 	MaxResults int
 	// WritesPerSecond and Burst rate-limit report writes and deletes.
-	// Defaults: 10 and 20.
+	// Defaults: 50 and 100.
 	WritesPerSecond float64
 	Burst           int
 	// Now is the clock of result timestamps. Default: time.Now.
@@ -68,10 +68,10 @@ type written struct {
 // NewWriter returns a writer of reports through c, for the rules of engine.
 func NewWriter(c client.Client, rules []policies.Rule, o WriterOptions) *Writer {
 	if o.WritesPerSecond <= 0 {
-		o.WritesPerSecond = 10
+		o.WritesPerSecond = 50
 	}
 	if o.Burst <= 0 {
-		o.Burst = 20
+		o.Burst = 100
 	}
 	if o.Now == nil {
 		o.Now = time.Now

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -41,7 +42,8 @@ var runs atomic.Int32
 // the first benchmark that needs it and stopped by TestMain.
 var liveEnv = sync.OnceValues(func() (*harness.ControlPlane, error) {
 	started.Store(true)
-	return harness.Start(harness.Options{})
+	// The OpenReports CRDs, for the audit benchmark's reports.
+	return harness.Start(harness.Options{CRDPaths: []string{filepath.Join("..", "test", "crds", "reports", "openreports")}})
 })
 
 var started atomic.Bool

@@ -1,11 +1,13 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -200,6 +202,10 @@ func StartLive(ctx context.Context, cfg *rest.Config, opts LiveOptions) (*Live, 
 	return l, nil
 }
 
+// Reader is the informer cache Live reads from: for listing kinds it
+// watches that no View question lists (the audit's APIServices).
+func (l *Live) Reader() client.Reader { return l.cache }
+
 // WaitForCacheSync blocks until every informer Live uses has synced; false
 // means ctx ended first.
 func (l *Live) WaitForCacheSync(ctx context.Context) bool {
@@ -247,10 +253,19 @@ func (l *Live) Pods(ctx context.Context, ns string, sel labels.Selector) ([]*cor
 	} else {
 		pods, err = readIndex(ctx, l, l.pods, indexNamespace, ns)
 	}
-	if err != nil || sel == nil || sel.Empty() {
-		return pods, err
+	if err != nil {
+		return nil, err
 	}
-	return slices.DeleteFunc(pods, func(p *corev1.Pod) bool { return !sel.Matches(labels.Set(p.Labels)) }), nil
+	if sel != nil && !sel.Empty() {
+		pods = slices.DeleteFunc(pods, func(p *corev1.Pod) bool { return !sel.Matches(labels.Set(p.Labels)) })
+	}
+	// The informer's store has no order; rules name pods in messages, and a
+	// message must not change while nothing changes (the audit rewrites a
+	// report only when its text does).
+	slices.SortFunc(pods, func(a, b *corev1.Pod) int {
+		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
+	})
+	return pods, nil
 }
 
 // Nodes implements View.

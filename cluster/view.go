@@ -31,7 +31,8 @@ type View interface {
 	// EndpointSlices returns the EndpointSlices of a Service (label
 	// kubernetes.io/service-name).
 	EndpointSlices(ctx context.Context, namespace, service string) ([]*discoveryv1.EndpointSlice, error)
-	// Pods returns the pods in namespace matching selector; an empty namespace
+	// Pods returns the pods in namespace matching selector, in an order that
+	// does not change while the pods do not; an empty namespace
 	// means every namespace.
 	Pods(ctx context.Context, namespace string, selector labels.Selector) ([]*corev1.Pod, error)
 	// Nodes returns every Node.

@@ -8,6 +8,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"apiservice-guard.io/apiservice-guard/cluster"
@@ -77,7 +79,7 @@ func judgementFor(ctx context.Context, r *Review, v cluster.View) *judgement {
 		if r.Judge == JudgeState {
 			j.state, j.before = true, noPolicies
 			j.after = r.compiled.compile(ns, current)
-			if np != nil { // the reviewed version is the one in force
+			if np != nil && !inForce(current, np) { // the reviewed version is the one in force
 				j.after = j.after.With([]*networkingv1.NetworkPolicy{np})
 			}
 			return j
@@ -94,6 +96,49 @@ func judgementFor(ctx context.Context, r *Review, v cluster.View) *judgement {
 			j.after = j.before.With(nil, j.reviewed)
 		}
 		return j
+	})
+}
+
+// isolatesAny reports whether the reviewed policy isolates, in direction
+// dir, a pod of targets: it has that policy type and its podSelector
+// selects the pod. A selector the API server would refuse selects nothing,
+// as netpol compiles it.
+func isolatesAny(r *Review, dir networkingv1.PolicyType, targets [][]target) bool {
+	obj, _ := r.Objects()
+	np, _ := obj.(*networkingv1.NetworkPolicy)
+	if np == nil {
+		return true // nothing to tell: let the full judgement decide
+	}
+	types := np.Spec.PolicyTypes
+	if len(types) == 0 {
+		types = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
+		if len(np.Spec.Egress) > 0 {
+			types = append(types, networkingv1.PolicyTypeEgress)
+		}
+	}
+	if !slices.Contains(types, dir) {
+		return false
+	}
+	sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+	if err != nil {
+		return false
+	}
+	for _, ts := range targets {
+		for _, t := range ts {
+			if t.pod.Namespace == np.Namespace && sel.Matches(labels.Set(t.pod.Labels)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// inForce reports whether current holds np as it is: the same object, or
+// the same name at the same resourceVersion (the audit reviews a copy of
+// what the view holds).
+func inForce(current []*networkingv1.NetworkPolicy, np *networkingv1.NetworkPolicy) bool {
+	return slices.ContainsFunc(current, func(p *networkingv1.NetworkPolicy) bool {
+		return p == np || p.Name == np.Name && p.ResourceVersion != "" && p.ResourceVersion == np.ResourceVersion
 	})
 }
 
@@ -149,6 +194,17 @@ func networkPolicyRule(name string, def Action, summary string) Rule {
 			if len(here) == 0 {
 				return nil // no backend here: nothing to compile or resolve
 			}
+			targets := make([][]target, len(here))
+			for i, p := range here {
+				targets[i] = targetsOf(ctx, v, p)
+			}
+			if r.Judge == JudgeState && !isolatesAny(r, networkingv1.PolicyTypeIngress, targets) {
+				// Under JudgeState only a policy that isolates a backend
+				// pod can be the first to: the others, most policies of a
+				// namespace, are done without compiling the namespace's
+				// policies or resolving the sources.
+				return nil
+			}
 			j := judgementFor(ctx, r, v)
 			if j == nil {
 				return nil
@@ -158,8 +214,8 @@ func networkPolicyRule(name string, def Action, summary string) Rule {
 				return j.cannotVerify(ctx, v, here)
 			}
 			var out []Result
-			for _, p := range here {
-				if b, ok := j.blocked(ingressOf, srcs.list, targetsOf(ctx, v, p)); ok {
+			for i, p := range here {
+				if b, ok := j.blocked(ingressOf, srcs.list, targets[i]); ok {
 					out = append(out, b.result(p.what, srcs.model))
 				}
 			}
