@@ -46,7 +46,9 @@ func cpuSeconds() float64 {
 // BenchmarkAuditScale runs the audit on the generated cluster of
 // BenchmarkNetworkPolicyScale (20,000 pods, 5,000 NetworkPolicies, 100
 // APIService backends), writing OpenReports reports to the real API server:
-//   - first-scan: the full scan that writes every report (once per process);
+//   - first-scan: the first full scan of this auditor, once per run: in
+//     the first run it writes every report; in later runs (-count) the
+//     reports exist, as after a restart, and it writes none;
 //   - rescan-unchanged: a full scan with nothing changed, which must write
 //     nothing;
 //   - update: what a change in the namespace holding 1,000 policies has
@@ -103,9 +105,6 @@ func BenchmarkAuditScale(b *testing.B) {
 		b.ReportMetric(float64(stats.Reviewed), "reviewed")
 		b.ReportMetric(float64(firstWrites), "writes")
 		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/(1<<20), "audit-heap-MB")
-		if stats.Written != stats.Reviewed {
-			b.Errorf("first scan wrote %d reports for %d objects", stats.Written, stats.Reviewed)
-		}
 	})
 	b.Run("rescan-unchanged", func(b *testing.B) {
 		w0, c0 := writes.writes.Load(), cpuSeconds()
@@ -117,6 +116,9 @@ func BenchmarkAuditScale(b *testing.B) {
 		n := float64(b.N)
 		b.ReportMetric((cpuSeconds()-c0)/n, "cpu-s/op")
 		b.ReportMetric(float64(writes.writes.Load()-w0)/n, "writes/op")
+		if w := writes.writes.Load() - w0; w != 0 {
+			b.Errorf("%d report writes while nothing changed, want 0", w)
+		}
 	})
 	b.Run("update", func(b *testing.B) {
 		np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: env.state.bigNS, Name: "allow-apiserver"}}
