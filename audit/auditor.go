@@ -253,6 +253,7 @@ func (a *Auditor) keyFor(obj client.Object) string {
 // process handles one queue key, then sets the findings gauge.
 func (a *Auditor) process(ctx context.Context, key string) error {
 	defer a.updateFindingsGauge()
+	ctx = withBatch(ctx, a.opts.View)
 	switch {
 	case key == keyFull:
 		_, err := a.Scan(ctx)
@@ -278,9 +279,10 @@ type ScanStats struct {
 // Scan reviews every subject, writes the reports that changed and deletes
 // the reports of objects no longer audited.
 func (a *Auditor) Scan(ctx context.Context) (ScanStats, error) {
+	ctx = withBatch(ctx, a.opts.View)
 	start := time.Now()
 	var stats ScanStats
-	subjects, err := a.opts.Sources.Subjects(ctx, a.opts.Engine, a.opts.View)
+	subjects, err := a.opts.Sources.Subjects(ctx, a.opts.Engine, a.viewOf(ctx))
 	if err != nil {
 		return stats, err
 	}
@@ -321,7 +323,7 @@ func (a *Auditor) Scan(ctx context.Context) (ScanStats, error) {
 
 // apiServices reviews every APIService that has a backend.
 func (a *Auditor) apiServices(ctx context.Context) error {
-	refs, err := a.opts.View.ServiceReferences(ctx, "")
+	refs, err := a.viewOf(ctx).ServiceReferences(ctx, "")
 	if err != nil {
 		return err
 	}
@@ -336,7 +338,7 @@ func (a *Auditor) apiServices(ctx context.Context) error {
 
 // apiService reviews one APIService, and the namespace of its backend.
 func (a *Auditor) apiService(ctx context.Context, name string) error {
-	api, err := a.opts.View.APIService(ctx, name)
+	api, err := a.viewOf(ctx).APIService(ctx, name)
 	if apierrors.IsNotFound(err) {
 		return a.drop(ctx, func(s *objectState) bool { return s.ref.Kind == policies.APIServiceKind.Kind && s.ref.Name == name })
 	}
@@ -357,13 +359,13 @@ func (a *Auditor) apiService(ctx context.Context, name string) error {
 // or no longer audited. In the konnectivity agents' namespace, every
 // APIService is reviewed: the agents' egress reaches all backends.
 func (a *Auditor) namespace(ctx context.Context, ns string) error {
-	refs, err := a.opts.View.ServiceReferences(ctx, ns)
+	refs, err := a.viewOf(ctx).ServiceReferences(ctx, ns)
 	if err != nil {
 		return err
 	}
 	agents := ns == a.opts.Engine.Config().ControlPlane.AgentNamespace()
 	if agents {
-		if refs, err = a.opts.View.ServiceReferences(ctx, ""); err != nil {
+		if refs, err = a.viewOf(ctx).ServiceReferences(ctx, ""); err != nil {
 			return err
 		}
 	}
@@ -375,7 +377,7 @@ func (a *Auditor) namespace(ctx context.Context, ns string) error {
 	}
 	keep := map[types.UID]bool{}
 	if (len(refs) > 0 || agents) && a.opts.Engine.Handles(policies.NetworkPolicyKind) {
-		nps, err := a.opts.View.NetworkPolicies(ctx, ns)
+		nps, err := a.viewOf(ctx).NetworkPolicies(ctx, ns)
 		if err != nil {
 			return err
 		}
@@ -396,7 +398,7 @@ func (a *Auditor) namespace(ctx context.Context, ns string) error {
 
 // apiServiceOnly reviews one APIService without queueing its namespace.
 func (a *Auditor) apiServiceOnly(ctx context.Context, name string) error {
-	api, err := a.opts.View.APIService(ctx, name)
+	api, err := a.viewOf(ctx).APIService(ctx, name)
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
@@ -425,7 +427,7 @@ func (a *Auditor) reviewOne(ctx context.Context, s Subject) (exempt bool, err er
 // review reviews a subject, writes its report, and sends the Events of
 // findings that appeared or cleared.
 func (a *Auditor) review(ctx context.Context, s Subject) (bool, error) {
-	v, err := Review(ctx, a.opts.Engine, a.opts.View, s.Kind, s.Object)
+	v, err := Review(ctx, a.opts.Engine, a.viewOf(ctx), s.Kind, s.Object)
 	if err != nil {
 		return false, err
 	}
@@ -556,4 +558,49 @@ func (a *Auditor) changedAny(obj any) {
 	if o, ok := obj.(client.Object); ok {
 		a.Changed(o)
 	}
+}
+
+// batchView answers NetworkPolicies once per namespace for one batch of
+// reviews (one queue key): every policy of a namespace reviewed in the batch
+// sees the same listing, which the engine then compiles once.
+type batchView struct {
+	cluster.View
+	mu       sync.Mutex
+	policies map[string][]*networkingv1.NetworkPolicy
+}
+
+func newBatchView(v cluster.View) *batchView {
+	return &batchView{View: v, policies: map[string][]*networkingv1.NetworkPolicy{}}
+}
+
+// NetworkPolicies implements cluster.View.
+func (b *batchView) NetworkPolicies(ctx context.Context, ns string) ([]*networkingv1.NetworkPolicy, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if list, ok := b.policies[ns]; ok {
+		return list, nil
+	}
+	list, err := b.View.NetworkPolicies(ctx, ns)
+	if err == nil {
+		b.policies[ns] = list
+	}
+	return list, err
+}
+
+type batchKey struct{}
+
+// withBatch gives ctx a batch view of v, unless it has one.
+func withBatch(ctx context.Context, v cluster.View) context.Context {
+	if _, ok := ctx.Value(batchKey{}).(*batchView); ok {
+		return ctx
+	}
+	return context.WithValue(ctx, batchKey{}, newBatchView(v))
+}
+
+// viewOf is the batch view of ctx, else the auditor's view.
+func (a *Auditor) viewOf(ctx context.Context) cluster.View {
+	if b, ok := ctx.Value(batchKey{}).(*batchView); ok {
+		return b
+	}
+	return a.opts.View
 }

@@ -36,6 +36,11 @@ type compiledSets struct {
 type compiledSet struct {
 	fingerprint fingerprint
 	set         *netpol.Set
+	// list is the listing it was compiled from: the same listing again (a
+	// view that memoizes its answers for a batch of reviews, as the audit's
+	// does) is a hit without fingerprinting it.
+	listing **networkingv1.NetworkPolicy // &list[0]
+	n       int
 }
 
 // fingerprint is how many policies there are and the sum of one hash of name
@@ -65,15 +70,32 @@ func (c *compiledSets) compile(ns string, policies []*networkingv1.NetworkPolicy
 	if c == nil {
 		return netpol.Compile(policies)
 	}
+	if len(policies) > 0 {
+		// The very slice seen last (same backing array and length): a view
+		// returns a new slice for every listing, so only a memoized answer
+		// is the same one, and listed objects are never modified. The
+		// cache holds the array, so its address is not reused.
+		if cached, _, ok := c.sets.Get(ns); ok && cached.listing == &policies[0] && cached.n == len(policies) {
+			return cached.set
+		}
+	}
 	fp, ok := c.fingerprint(policies)
 	if !ok {
 		return netpol.Compile(policies)
 	}
 	if cached, _, ok := c.sets.Get(ns); ok && cached.fingerprint == fp {
+		if len(policies) > 0 { // remember this listing, for the memoized case
+			cached.listing, cached.n = &policies[0], len(policies)
+			c.sets.Put(ns, cached, nil, compiledSetsTTL)
+		}
 		return cached.set
 	}
 	set := netpol.Compile(slices.SortedStableFunc(slices.Values(policies), byCreation))
-	c.sets.Put(ns, compiledSet{fingerprint: fp, set: set}, nil, compiledSetsTTL)
+	cs := compiledSet{fingerprint: fp, set: set, n: len(policies)}
+	if len(policies) > 0 {
+		cs.listing = &policies[0]
+	}
+	c.sets.Put(ns, cs, nil, compiledSetsTTL)
 	return set
 }
 
