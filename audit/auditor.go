@@ -53,7 +53,7 @@ type Options struct {
 	Debounce time.Duration
 	// Recheck is the time between reviews of every APIService: what no
 	// watch shows (a serving certificate's Secret rotated, read again by
-	// name; a backend's TLS answer) shows there. Default: 10s.
+	// name; a backend's TLS answer) shows there. Default: 5s.
 	Recheck time.Duration
 }
 
@@ -100,7 +100,7 @@ const (
 	keyAPIService   = "apiservice/"
 	keyAPIServices  = "apiservices"
 	defaultDebounce = 2 * time.Second
-	defaultRecheck  = 10 * time.Second
+	defaultRecheck  = 5 * time.Second
 )
 
 // New returns an auditor; Start runs it.

@@ -184,7 +184,10 @@ func newManager(restCfg *rest.Config, o *serveOptions) (manager.Manager, error) 
 // wire connects the live view, the validator and the health checks to mgr.
 // Readiness turns true only once the webhook serves and the caches synced.
 func wire(ctx context.Context, mgr manager.Manager, engine *policies.Engine) (*cluster.Live, error) {
-	live, err := cluster.NewLive(ctx, mgr.GetCache(), mgr.GetAPIReader(), cluster.LiveOptions{})
+	// Secrets and Certificates are read again by name every 10 s: with the
+	// audit's review of every APIService every 5 s, a rotated serving
+	// certificate's Secret shows in the reports within 15 s.
+	live, err := cluster.NewLive(ctx, mgr.GetCache(), mgr.GetAPIReader(), cluster.LiveOptions{ObjectTTL: 10 * time.Second})
 	if err != nil {
 		return nil, err
 	}
