@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -43,7 +44,8 @@ func matching(evs []string, sub string) int {
 	return n
 }
 
-// TestAuditorEvents: a finding gets a Warning Event when it first appears,
+// TestAuditorEvents: without the report CRD the audit still sends Events;
+// a finding gets a Warning Event when it first appears,
 // not on every rescan nor after a restart (the reports say it was
 // reported), and a Normal Event when it clears; an exempt namespace gets no
 // report and no Event.
@@ -61,7 +63,7 @@ func TestAuditorEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	newAuditor := func(cfg policies.Config) (*Auditor, *events.FakeRecorder) {
+	newAuditorWith := func(cfg policies.Config, mapper meta.RESTMapper) (*Auditor, *events.FakeRecorder) {
 		t.Helper()
 		engine, err := policies.NewEngine(cfg, policies.DefaultRules())
 		if err != nil {
@@ -69,20 +71,33 @@ func TestAuditorEvents(t *testing.T) {
 		}
 		rec := &events.FakeRecorder{Events: make(chan string, 100)}
 		a, err := New(Options{Engine: engine, View: live, Sources: Sources{Cache: live.Reader()}, Recorder: rec, Interval: time.Hour,
-			Reports: ReportOptions{Client: cp.Client, Mapper: cp.Client.RESTMapper(), API: APIOpenReports}})
+			Reports: ReportOptions{Client: cp.Client, Mapper: mapper, API: APIOpenReports}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		a.Prepare(ctx)
 		return a, rec
 	}
+	newAuditor := func(cfg policies.Config) (*Auditor, *events.FakeRecorder) {
+		return newAuditorWith(cfg, cp.Client.RESTMapper())
+	}
 	const finding = "AuditFinding [networkpolicy-blocks-apiservice]"
 	enforce := policies.Config{Mode: policies.ModeEnforce}
+
+	// The report API asked for is not served (its CRD missing): the audit
+	// goes on with Events only, without an error.
+	a, rec := newAuditorWith(enforce, meta.NewDefaultRESTMapper(nil))
+	if stats, err := a.Scan(ctx); err != nil || stats.Written != 0 || stats.Reviewed == 0 {
+		t.Fatalf("without the report CRD: Scan() = %+v, %v; want reviews, no writes, no error", stats, err)
+	}
+	if n := matching(drain(rec), "Warning "+finding); n != 1 {
+		t.Errorf("without the report CRD: %d %q events, want 1", n, finding)
+	}
 
 	// An exempt namespace: nothing.
 	exempt := enforce
 	exempt.ExemptNamespaces = []string{ns}
-	a, rec := newAuditor(exempt)
+	a, rec = newAuditor(exempt)
 	stats, err := a.Scan(ctx)
 	if err != nil || stats.Written != 0 {
 		t.Fatalf("exempt: Scan() = %+v, %v; want nothing written", stats, err)

@@ -242,3 +242,43 @@ func scrape(t *testing.T, url string) string {
 	}
 	return string(body)
 }
+
+// TestOneReplicaAudits: of two guards, only the holder of the leader Lease
+// audits (and syncs caBundles); both serve admission. When the leader
+// stops, the other takes over.
+func TestOneReplicaAudits(t *testing.T) {
+	dumpGuardLogsOnFailure(t)
+	const starting = `"msg":"audit starting"`
+	// The suite's guard is the leader: restart it so that its log is new
+	// and it holds the Lease before the second one starts.
+	useGuard(t, harness.GuardOptions{Config: defaultConfig})
+	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		return strings.Contains(suite.guard.Logs(), starting), nil
+	})
+	if err != nil {
+		t.Fatalf("the first guard did not start its audit:\n%s", suite.guard.Logs())
+	}
+
+	dir := t.TempDir()
+	writeServingCert(t, dir)
+	second, err := suite.StartGuardWith(harness.GuardOptions{
+		Bin: suite.guardBin, Config: defaultConfig, CertDir: dir, Port: freePort(t), Kubeconfig: suite.GuardKubeconfig,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = second.Stop() })
+	// Ready (it serves admission), and not auditing while the first leads.
+	time.Sleep(3 * time.Second)
+	if strings.Contains(second.Logs(), starting) {
+		t.Fatalf("the second guard audits while the first holds the Lease:\n%s", second.Logs())
+	}
+
+	_ = suite.guard.Stop() // releases the Lease; useGuard's cleanup restores it
+	err = wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		return strings.Contains(second.Logs(), starting), nil
+	})
+	if err != nil {
+		t.Fatalf("the second guard did not take over the audit after the first stopped:\n%s", second.Logs())
+	}
+}
