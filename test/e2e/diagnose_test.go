@@ -1,0 +1,113 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
+
+	"apiservice-guard.io/apiservice-guard/certs"
+)
+
+// diagnose runs `apiservice-guard diagnose` as the admin and returns its
+// exit code and output.
+func diagnose(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, suite.guardBin, append([]string{"diagnose", "--kubeconfig", suite.Kubeconfig}, args...)...)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, string(out)
+	case errors.As(err, &ee):
+		return ee.ExitCode(), string(out)
+	}
+	t.Fatalf("diagnose: %v\n%s", err, out)
+	return 0, ""
+}
+
+// wantCause runs diagnose on name and checks that it exits 1 with a cause
+// naming want first.
+func wantCause(t *testing.T, name, want string) {
+	t.Helper()
+	start := time.Now()
+	code, out := diagnose(t, name)
+	t.Logf("diagnose %s (%s):\n%s", name, time.Since(start).Round(time.Millisecond), out)
+	lines := strings.Split(out, "\n")
+	if code != 1 || len(lines) < 3 || !strings.Contains(lines[0], "UNAVAILABLE") || !strings.HasPrefix(strings.TrimSpace(lines[1]), "Cause:") ||
+		!strings.Contains(lines[1], want) || !strings.HasPrefix(strings.TrimSpace(lines[2]), "Fix:") {
+		t.Fatalf("diagnose %s: exit %d, want 1 with the cause %q first", name, code, want)
+	}
+}
+
+// wantAvailable waits for the aggregator's Available=True, then checks that
+// diagnose exits 0.
+func wantAvailable(t *testing.T, name string) {
+	t.Helper()
+	waitAvailable(t, name, apiregv1.ConditionTrue, "", "")
+	if code, out := diagnose(t, name); code != 0 || !strings.Contains(out, ": Available") {
+		t.Fatalf("diagnose %s after the fix: exit %d\n%s", name, code, out)
+	}
+}
+
+// TestDiagnoseWrongCABundle: the aggregator fails discovery on a caBundle
+// from another CA; diagnose names the caBundle first, and after the printed
+// fix (the right CA) the APIService is Available and diagnose exits 0.
+func TestDiagnoseWrongCABundle(t *testing.T) {
+	dumpGuardLogsOnFailure(t)
+	a := startAdapter(t, "diag-ca.e2e.apiservice-guard.io", "v1", "e2e-diag-ca", "adapter")
+	other, err := certs.NewCA("some-other-ca", 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, svc, api := a.Objects(other.CertPEM())
+	create(t, ns, svc, api)
+	waitAvailable(t, api.Name, apiregv1.ConditionFalse, "FailedDiscoveryCheck", "x509")
+	wantCause(t, api.Name, "caBundle does not verify the serving certificate")
+
+	if err := setCABundle(t.Context(), api.Name, a.CA().CertPEM()); err != nil {
+		t.Fatal(err)
+	}
+	wantAvailable(t, api.Name)
+}
+
+// TestDiagnoseServiceMissing: an APIService whose Service does not exist.
+func TestDiagnoseServiceMissing(t *testing.T) {
+	dumpGuardLogsOnFailure(t)
+	a := startAdapter(t, "diag-svc.e2e.apiservice-guard.io", "v1", "e2e-diag-svc", "adapter")
+	ns, svc, api := a.Objects(a.CA().CertPEM())
+	create(t, ns, api)
+	waitAvailable(t, api.Name, apiregv1.ConditionFalse, "ServiceNotFound", "")
+	wantCause(t, api.Name, "Service e2e-diag-svc/adapter does not exist")
+
+	create(t, svc)
+	wantAvailable(t, api.Name)
+}
+
+// TestDiagnoseAdapterDown: nothing listens behind the Service.
+func TestDiagnoseAdapterDown(t *testing.T) {
+	dumpGuardLogsOnFailure(t)
+	a := startAdapter(t, "diag-down.e2e.apiservice-guard.io", "v1", "e2e-diag-down", "adapter")
+	ns, svc, api := a.Objects(a.CA().CertPEM())
+	create(t, ns, svc, api)
+	waitAvailable(t, api.Name, apiregv1.ConditionTrue, "", "")
+	a.Close()
+	waitAvailable(t, api.Name, apiregv1.ConditionFalse, "FailedDiscoveryCheck", "")
+	wantCause(t, api.Name, "connection refused")
+}
+
+// TestDiagnoseUsage: a name that does not exist, or a bad -o, is exit 2.
+func TestDiagnoseUsage(t *testing.T) {
+	if code, out := diagnose(t, "v1.no-such.example.com"); code != 2 || !strings.Contains(out, "not found") {
+		t.Errorf("unknown name: exit %d\n%s", code, out)
+	}
+	if code, out := diagnose(t, "-o", "yaml"); code != 2 || !strings.Contains(out, "want text or json") {
+		t.Errorf("-o yaml: exit %d\n%s", code, out)
+	}
+}
