@@ -3,8 +3,10 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,13 +15,32 @@ import (
 	"apiservice-guard.io/apiservice-guard/certs"
 )
 
-// diagnose runs `apiservice-guard diagnose` as the admin and returns its
-// exit code and output.
+// diagnoseUser is a user bound only to the ClusterRole of
+// manifests/diagnose: diagnose must work with exactly that access.
+var diagnoseUser = sync.OnceValues(func() (string, error) {
+	out, err := suite.KubectlCommand(context.Background(), "apply", "-f", repoPath("manifests", "diagnose", "clusterrole.yaml")).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("applying the diagnose ClusterRole: %w\n%s", err, out)
+	}
+	out, err = suite.KubectlCommand(context.Background(), "create", "clusterrolebinding", "e2e-diagnose",
+		"--clusterrole=apiservice-guard-diagnose", "--user=e2e-diagnose").CombinedOutput()
+	if err != nil && !strings.Contains(string(out), "already exists") {
+		return "", fmt.Errorf("binding it: %w\n%s", err, out)
+	}
+	return suite.UserKubeconfig("e2e-diagnose")
+})
+
+// diagnose runs `apiservice-guard diagnose` as a user with the diagnose
+// ClusterRole only, and returns its exit code and output.
 func diagnose(t *testing.T, args ...string) (int, string) {
 	t.Helper()
+	kubeconfig, err := diagnoseUser()
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, suite.guardBin, append([]string{"diagnose", "--kubeconfig", suite.Kubeconfig}, args...)...)
+	cmd := exec.CommandContext(ctx, suite.guardBin, append([]string{"diagnose", "--kubeconfig", kubeconfig}, args...)...)
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	switch {
