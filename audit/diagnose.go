@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -176,7 +178,11 @@ func Diagnose(ctx context.Context, engine *policies.Engine, view cluster.View, p
 	// The aggregator's message carries its own dial error: a network cause
 	// read there is evidence, not a guess.
 	if !d.Available && d.Cause == "" && cond != nil {
-		if _, _, c, fix := classifyProbe(api, 0, "", errors.New(cond.Message)); c != "" {
+		status := 0
+		if m := badStatus.FindStringSubmatch(cond.Message); m != nil {
+			status, _ = strconv.Atoi(m[1])
+		}
+		if _, _, c, fix := classifyProbe(api, status, "", errors.New(cond.Message)); c != "" {
 			cause(c+" (the aggregator's own error)", fix)
 		}
 	}
@@ -194,6 +200,10 @@ func Diagnose(ctx context.Context, engine *policies.Engine, view cluster.View, p
 	}
 	return d
 }
+
+// badStatus finds the HTTP status in the aggregator's message about a
+// backend that answered: "... bad status from https://...: 403".
+var badStatus = regexp.MustCompile(`bad status from \S+: (\d{3})`)
 
 // causeRules are the rules whose finding explains an outage, most specific
 // first.

@@ -42,7 +42,13 @@ type Adapter struct {
 	ln      net.Listener
 	ca      atomic.Pointer[certs.KeyPair]
 	serving atomic.Pointer[tls.Certificate]
+	status  atomic.Int32 // when set, the HTTP status every request gets
 }
+
+// AnswerWith makes the adapter answer every request with status (0: serve
+// normally), as an adapter that cannot authenticate the API server answers
+// 401 or 403.
+func (a *Adapter) AnswerWith(status int) { a.status.Store(int32(status)) }
 
 // Start issues a fresh CA and serving certificate and starts serving.
 func Start(opts Options) (*Adapter, error) {
@@ -113,6 +119,10 @@ func (a *Adapter) Serve(ca, leaf *certs.KeyPair) error {
 }
 
 func (a *Adapter) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if code := a.status.Load(); code != 0 {
+		http.Error(w, http.StatusText(int(code)), int(code))
+		return
+	}
 	if r.URL.Path != "/apis/"+a.opts.Group+"/"+a.opts.Version {
 		http.NotFound(w, r)
 		return

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 
 	"apiservice-guard.io/apiservice-guard/certs"
@@ -130,5 +132,45 @@ func TestDiagnoseUsage(t *testing.T) {
 	}
 	if code, out := diagnose(t, "-o", "yaml"); code != 2 || !strings.Contains(out, "want text or json") {
 		t.Errorf("-o yaml: exit %d\n%s", code, out)
+	}
+}
+
+// TestDiagnoseForbidden: the adapter answers 403, as one that cannot
+// authenticate the API server's requests does (no auth delegation).
+func TestDiagnoseForbidden(t *testing.T) {
+	dumpGuardLogsOnFailure(t)
+	a := startAdapter(t, "diag-403.e2e.apiservice-guard.io", "v1", "e2e-diag-403", "adapter")
+	a.AnswerWith(403)
+	ns, svc, api := a.Objects(a.CA().CertPEM())
+	create(t, ns, svc, api)
+	waitAvailable(t, api.Name, apiregv1.ConditionFalse, "FailedDiscoveryCheck", "403")
+	wantCause(t, api.Name, "auth delegation")
+
+	a.AnswerWith(0) // the adapter, given its RBAC, authenticates again
+	wantAvailable(t, api.Name)
+}
+
+// TestDiagnoseStaleAPIService: the backend's namespace was deleted; the fix
+// is deleting the APIService, after which nothing is unavailable.
+func TestDiagnoseStaleAPIService(t *testing.T) {
+	dumpGuardLogsOnFailure(t)
+	port := int32(443)
+	api := &apiregv1.APIService{ObjectMeta: metav1.ObjectMeta{Name: "v1.diag-stale.e2e.apiservice-guard.io"}, Spec: apiregv1.APIServiceSpec{
+		Group: "diag-stale.e2e.apiservice-guard.io", Version: "v1", GroupPriorityMinimum: 100, VersionPriority: 100, InsecureSkipTLSVerify: true,
+		Service: &apiregv1.ServiceReference{Namespace: "e2e-diag-gone", Name: "adapter", Port: &port}}}
+	create(t, api)
+	waitAvailable(t, api.Name, apiregv1.ConditionFalse, "ServiceNotFound", "")
+	wantCause(t, api.Name, "namespace e2e-diag-gone is gone")
+
+	if out, stderr, err := kubectl(t, "", "delete", "apiservice", api.Name); err != nil {
+		t.Fatalf("the printed fix: %v\n%s%s", err, out, stderr)
+	}
+	err := wait.PollUntilContextTimeout(t.Context(), 250*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		code, out := diagnose(t)
+		return code == 0 || !strings.Contains(out, api.Name), nil
+	})
+	if err != nil {
+		code, out := diagnose(t)
+		t.Fatalf("after deleting the stale APIService, diagnose exits %d:\n%s", code, out)
 	}
 }
