@@ -51,6 +51,13 @@ type Options struct {
 	// Debounce is how long a change waits for more changes to the same
 	// namespace or APIService before it is reviewed. Default: 2s.
 	Debounce time.Duration
+	// Proxy probes backends through the API server for the diagnosis of
+	// an APIService that stays unavailable. Default: none (the diagnosis
+	// then has no proxy step).
+	Proxy ProxyProber
+	// DiagnoseAfter is how long an APIService must be unavailable before
+	// it is diagnosed. Default: 30s.
+	DiagnoseAfter time.Duration
 	// Recheck is the time between reviews of every APIService: what no
 	// watch shows (a serving certificate's Secret rotated, read again by
 	// name; a backend's TLS answer) shows there. Default: 5s.
@@ -116,6 +123,9 @@ func New(o Options) (*Auditor, error) {
 	}
 	if o.Debounce <= 0 {
 		o.Debounce = defaultDebounce
+	}
+	if o.DiagnoseAfter <= 0 {
+		o.DiagnoseAfter = 30 * time.Second
 	}
 	if o.Recheck <= 0 {
 		o.Recheck = defaultRecheck
@@ -431,6 +441,11 @@ func (a *Auditor) review(ctx context.Context, s Subject) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	if api, ok := s.Object.(*apiregv1.APIService); ok {
+		if f, ok := a.diagnose(ctx, api); ok {
+			v.Findings = append(v.Findings, f)
+		}
+	}
 	wrote, werr := a.writer.Write(ctx, v)
 	now := map[string]policies.Action{}
 	for _, f := range v.Findings {
@@ -442,6 +457,45 @@ func (a *Auditor) review(ctx context.Context, s Subject) (bool, error) {
 	a.mu.Unlock()
 	a.events(s, v, prev)
 	return wrote, werr
+}
+
+// DiagnosisRule names the diagnosis of an APIService that stays
+// unavailable, in reports, Events and metrics.
+const DiagnosisRule = "apiservice-diagnosis"
+
+// diagnose diagnoses api when the aggregator has found it unavailable for
+// DiagnoseAfter, and returns the diagnosis as a finding (with its Event and
+// report result, as any finding), and sets
+// apiservice_guard_apiservice_diagnosis.
+func (a *Auditor) diagnose(ctx context.Context, api *apiregv1.APIService) (policies.Finding, bool) {
+	cond := availableCondition(api)
+	down := cond != nil && cond.Status != apiregv1.ConditionTrue && time.Since(cond.LastTransitionTime.Time) >= a.opts.DiagnoseAfter
+	if m := a.opts.Metrics; m != nil {
+		m.diagnosis.DeletePartialMatch(map[string]string{"apiservice": api.Name})
+	}
+	if !down {
+		return policies.Finding{}, false
+	}
+	d := Diagnose(ctx, a.opts.Engine, a.viewOf(ctx), a.opts.Proxy, api)
+	if d.Available || d.Cause == "" {
+		return policies.Finding{}, false
+	}
+	if m := a.opts.Metrics; m != nil {
+		m.diagnosis.WithLabelValues(api.Name, d.CauseKey).Set(1)
+	}
+	var chain []string
+	for _, st := range d.Steps {
+		chain = append(chain, st.Name+" "+string(st.Outcome)+": "+st.Evidence)
+	}
+	return policies.Finding{
+		Rule: DiagnosisRule, Action: policies.Warn,
+		Object: policies.ObjectRef{APIVersion: apiregv1.SchemeGroupVersion.String(), Kind: policies.APIServiceKind.Kind, Name: api.Name},
+		// The time it went down, not for how long: the message must not
+		// change while nothing does.
+		Message: fmt.Sprintf("unavailable (%s) since %s: %s", cond.Reason, cond.LastTransitionTime.UTC().Format(time.RFC3339), d.Cause),
+		Fix:     d.Fix,
+		Detail:  strings.Join(chain, "; "),
+	}, true
 }
 
 // events sends a Warning Event for each finding that was not there at the

@@ -45,7 +45,11 @@ type Diagnosis struct {
 	// Cause is the root cause, one line; "" when Available. When the
 	// evidence does not settle it, Cause says so and RuledOut lists what
 	// was checked and found fine.
-	Cause    string   `json:"cause"`
+	Cause string `json:"cause"`
+	// CauseKey names the kind of cause, for metrics: "service-missing",
+	// "no-endpoints", a rule's name, "connection-refused", "timeout",
+	// "forbidden", "not-served", or "unknown".
+	CauseKey string   `json:"causeKey"`
 	Fix      string   `json:"fix"`
 	RuledOut []string `json:"ruledOut,omitempty"`
 	Steps    []Step   `json:"steps"`
@@ -72,9 +76,9 @@ func Diagnose(ctx context.Context, engine *policies.Engine, view cluster.View, p
 	add := func(name string, o Outcome, format string, args ...any) {
 		d.Steps = append(d.Steps, Step{Name: name, Outcome: o, Evidence: shorten.String(fmt.Sprintf(format, args...), maxEvidence)})
 	}
-	cause := func(c, fix string) {
+	cause := func(key, c, fix string) {
 		if d.Cause == "" {
-			d.Cause, d.Fix = c, fix
+			d.CauseKey, d.Cause, d.Fix = key, c, fix
 		}
 	}
 
@@ -112,11 +116,11 @@ func Diagnose(ctx context.Context, engine *policies.Engine, view cluster.View, p
 	case apierrors.IsNotFound(err):
 		if _, nsErr := view.Namespace(ctx, svcRef.Namespace); apierrors.IsNotFound(nsErr) {
 			add("service", StepFailed, "namespace %s does not exist", svcRef.Namespace)
-			cause(fmt.Sprintf("the backend's namespace %s is gone: the APIService is stale", svcRef.Namespace),
+			cause("namespace-gone", fmt.Sprintf("the backend's namespace %s is gone: the APIService is stale", svcRef.Namespace),
 				"kubectl delete apiservice "+api.Name)
 		} else {
 			add("service", StepFailed, "Service %s/%s does not exist", svcRef.Namespace, svcRef.Name)
-			cause(fmt.Sprintf("Service %s/%s does not exist", svcRef.Namespace, svcRef.Name),
+			cause("service-missing", fmt.Sprintf("Service %s/%s does not exist", svcRef.Namespace, svcRef.Name),
 				"reinstall the adapter that serves "+api.Spec.Group+", or delete the stale APIService: kubectl delete apiservice "+api.Name)
 		}
 	case err != nil:
@@ -130,7 +134,7 @@ func Diagnose(ctx context.Context, engine *policies.Engine, view cluster.View, p
 			add("endpoints", StepOK, "ExternalName %s: no endpoints to check", svc.Spec.ExternalName)
 		} else if ready == 0 {
 			add("endpoints", StepFailed, "%d endpoints, none ready", total)
-			cause(fmt.Sprintf("Service %s/%s has no ready endpoint", svcRef.Namespace, svcRef.Name),
+			cause("no-endpoints", fmt.Sprintf("Service %s/%s has no ready endpoint", svcRef.Namespace, svcRef.Name),
 				fmt.Sprintf("kubectl -n %s get pods -l %s   # start the adapter, or fix the Service's selector", svcRef.Namespace, selectorString(svc.Spec.Selector)))
 		} else {
 			add("endpoints", StepOK, "%d of %d endpoints ready", ready, total)
@@ -155,7 +159,7 @@ func Diagnose(ctx context.Context, engine *policies.Engine, view cluster.View, p
 		for _, rule := range causeRules {
 			for _, f := range v.Findings {
 				if f.Rule == rule && !d.Available {
-					cause(f.Message, f.Fix)
+					cause(f.Rule, f.Message, f.Fix)
 				}
 			}
 		}
@@ -171,7 +175,7 @@ func Diagnose(ctx context.Context, engine *policies.Engine, view cluster.View, p
 		o, what, c, fix := classifyProbe(api, status, body, err)
 		add("proxy", o, "GET %s through the service proxy: %s", path, what)
 		if c != "" && !d.Available {
-			cause(c, fix)
+			cause(probeKey(c), c, fix)
 		}
 	}
 
@@ -183,12 +187,12 @@ func Diagnose(ctx context.Context, engine *policies.Engine, view cluster.View, p
 			status, _ = strconv.Atoi(m[1])
 		}
 		if _, _, c, fix := classifyProbe(api, status, "", errors.New(cond.Message)); c != "" {
-			cause(c+" (the aggregator's own error)", fix)
+			cause(probeKey(c), c+" (the aggregator's own error)", fix)
 		}
 	}
 
 	if !d.Available && d.Cause == "" {
-		d.Cause = "the evidence does not settle it"
+		d.CauseKey, d.Cause = "unknown", "the evidence does not settle it"
 		if cond != nil {
 			d.Fix = "read the aggregator's message: " + cond.Message
 		}
@@ -211,6 +215,21 @@ var causeRules = []string{
 	"apiservice-backend-missing", "apiservice-port-mismatch", "apiservice-cabundle-mismatch",
 	"apiservice-serving-cert-san", "apiservice-cabundle-invalid", "apiservice-unreachable",
 	"apiservice-firewall-port", "apiservice-no-ready-endpoints", "apiservice-auth-delegation",
+}
+
+// probeKey is the CauseKey of a cause classifyProbe gave.
+func probeKey(cause string) string {
+	switch {
+	case strings.HasPrefix(cause, "connection refused"):
+		return "connection-refused"
+	case strings.HasPrefix(cause, "timed out"):
+		return "timeout"
+	case strings.Contains(cause, "auth delegation"):
+		return "forbidden"
+	case strings.Contains(cause, "does not serve"):
+		return "not-served"
+	}
+	return "unknown"
 }
 
 // classifyProbe tells network failures (refused, timeout) from HTTP ones

@@ -14,6 +14,7 @@ type Metrics struct {
 	lastRun   prometheus.Gauge
 	duration  prometheus.Histogram
 	reportAPI *prometheus.GaugeVec
+	diagnosis *prometheus.GaugeVec
 }
 
 // NewMetrics creates the audit's metrics and registers them with reg.
@@ -36,6 +37,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Wall time of a full audit scan.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 3, 9),
 		}),
+		diagnosis: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "apiservice_guard_apiservice_diagnosis",
+			Help: "1 for the cause the diagnosis names for an APIService unavailable for 30s or more (cause: service-missing, no-endpoints, a rule's name, connection-refused, timeout, forbidden, not-served, unknown).",
+		}, []string{"apiservice", "cause"}),
 		reportAPI: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "apiservice_guard_audit_report_api",
 			Help: "1 for the report API the audit writes: openreports, wgpolicyk8s, or none when no report CRD is installed.",
@@ -55,6 +60,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		return nil, err
 	}
 	if m.reportAPI, err = promreg.Register(reg, m.reportAPI); err != nil {
+		return nil, err
+	}
+	if m.diagnosis, err = promreg.Register(reg, m.diagnosis); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -10,11 +10,13 @@ import (
 	"testing"
 	"time"
 
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 
 	"apiservice-guard.io/apiservice-guard/certs"
+	"apiservice-guard.io/apiservice-guard/test/harness"
 )
 
 // diagnoseUser is a user bound only to the ClusterRole of
@@ -173,4 +175,64 @@ func TestDiagnoseStaleAPIService(t *testing.T) {
 		code, out := diagnose(t)
 		t.Fatalf("after deleting the stale APIService, diagnose exits %d:\n%s", code, out)
 	}
+}
+
+// TestAutomaticDiagnosis: serve diagnoses an APIService the aggregator has
+// found unavailable for 30 s: a Warning Event with the cause and fix, and
+// the diagnosis metric; the fix clears it.
+func TestAutomaticDiagnosis(t *testing.T) {
+	dumpGuardLogsOnFailure(t)
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	useGuard(t, harness.GuardOptions{Config: defaultConfig, MetricsAddr: metricsAddr})
+	a := startAdapter(t, "diag-auto.e2e.apiservice-guard.io", "v1", "e2e-diag-auto", "adapter")
+	other, err := certs.NewCA("some-other-ca", 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, svc, api := a.Objects(other.CertPEM())
+	create(t, ns, svc, api)
+	waitAvailable(t, api.Name, apiregv1.ConditionFalse, "FailedDiscoveryCheck", "x509")
+	start := time.Now()
+	ev := waitEventWithin(t, 90*time.Second, api.Name, "AuditFinding", "[apiservice-diagnosis]")
+	t.Logf("diagnosis Event after %s: %s", time.Since(start).Round(time.Second), ev.Note)
+	if !strings.Contains(ev.Note, "caBundle does not verify") || !strings.Contains(ev.Note, "Fix: set caBundle to") {
+		t.Errorf("the diagnosis Event does not name the cause and the fix: %s", ev.Note)
+	}
+	want := `apiservice_guard_apiservice_diagnosis{apiservice="` + api.Name + `",cause="apiservice-cabundle-mismatch"} 1`
+	if m := scrape(t, "http://"+metricsAddr+"/metrics"); !strings.Contains(m, want) {
+		t.Errorf("metrics lack %s", want)
+	}
+
+	if err := setCABundle(t.Context(), api.Name, a.CA().CertPEM()); err != nil {
+		t.Fatal(err)
+	}
+	waitAvailable(t, api.Name, apiregv1.ConditionTrue, "", "")
+	waitEventWithin(t, 30*time.Second, api.Name, "AuditFindingCleared", "[apiservice-diagnosis]")
+	if m := scrape(t, "http://"+metricsAddr+"/metrics"); strings.Contains(m, `apiservice_guard_apiservice_diagnosis{apiservice="`+api.Name+`"`) {
+		t.Errorf("the diagnosis metric stays after the fix")
+	}
+}
+
+// waitEventWithin waits up to timeout for an Event about name with reason
+// and a note containing text.
+func waitEventWithin(t *testing.T, timeout time.Duration, name, reason, text string) eventsv1.Event {
+	t.Helper()
+	var found eventsv1.Event
+	err := wait.PollUntilContextTimeout(t.Context(), 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		var list eventsv1.EventList
+		if err := suite.client.List(ctx, &list); err != nil {
+			return false, nil
+		}
+		for _, ev := range list.Items {
+			if ev.Regarding.Name == name && ev.Reason == reason && strings.Contains(ev.Note, text) {
+				found = ev
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("no Event for %s with reason %s and note containing %q within %s", name, reason, text, timeout)
+	}
+	return found
 }

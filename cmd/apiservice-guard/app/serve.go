@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -243,8 +244,13 @@ func setupAudit(ctx context.Context, mgr manager.Manager, engine *policies.Engin
 	if err != nil {
 		return err
 	}
+	clients, err := kubernetes.NewForConfig(mgr.GetConfig())
+	if err != nil {
+		return err
+	}
 	a, err := audit.New(audit.Options{
 		Engine: engine, View: live,
+		Proxy:    audit.ServiceProxy{Client: clients.CoreV1().RESTClient()},
 		Sources:  audit.Sources{Cache: mgr.GetCache(), Reader: mgr.GetAPIReader()},
 		Reports:  audit.ReportOptions{Client: mgr.GetClient(), Mapper: mgr.GetRESTMapper(), API: api, MaxResults: o.auditMaxResults},
 		Synced:   live.WaitForCacheSync,
