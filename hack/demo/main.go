@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -189,8 +190,10 @@ func (d *demo) caBundleIncident(ctx context.Context) error {
 		{"The adapter's namespace, serving Secret and Service:", []string{"apply", "-f", d.file("backend.yaml")}, ""},
 		{"A new APIService with a stale caBundle: not Available yet, so the guard warns but lets it in:", []string{"apply", "--server-side", "-f", d.file("broken.yaml")}, "False"},
 		{"The aggregator agrees it is broken:", []string{"get", "apiservice", name}, ""},
+		{"Why? The guard's diagnose names the cause and the fix first, then the evidence:", []string{guardCommand, "diagnose", name}, ""},
 		{"Apply the fixed caBundle:", []string{"apply", "--server-side", "-f", d.file("fixed.yaml")}, "True"},
 		{"Available again:", []string{"get", "apiservice", name}, ""},
+		{"diagnose agrees (exit 0):", []string{guardCommand, "diagnose", name}, ""},
 		{"Now a sync re-applies the stale caBundle. The APIService is Available, so the guard denies it:", []string{"apply", "--server-side", "-f", d.file("broken.yaml")}, ""},
 		{"Still Available; HPAs keep working:", []string{"get", "apiservice", name}, ""},
 	})
@@ -293,12 +296,20 @@ type step struct {
 	wait    string // Available status of the walkthrough's APIService to wait for
 }
 
+// guardCommand, first in a step's args, runs the guard binary instead of
+// kubectl.
+const guardCommand = "apiservice-guard"
+
 // run runs the steps, echoing each command and its output.
 func (d *demo) run(ctx context.Context, steps []step) error {
 	for _, s := range steps {
 		fmt.Println()
 		say("%s", s.explain)
-		d.kubectl(ctx, s.args...)
+		if len(s.args) > 0 && s.args[0] == guardCommand {
+			d.guardCmd(ctx, s.args[1:]...)
+		} else {
+			d.kubectl(ctx, s.args...)
+		}
 		if s.wait != "" {
 			if err := d.waitAvailable(ctx, "v1beta1.external.metrics.k8s.io", s.wait); err != nil {
 				return err
@@ -333,6 +344,22 @@ func (d *demo) startAdapter() error {
 	d.adapter = a
 	say("Stand-in KEDA metrics adapter serving on 127.0.0.1:6443 with the example's certificate")
 	return a.Serve(ca, leaf)
+}
+
+// guardCmd runs the guard binary against the demo's cluster, echoing the
+// command and its output.
+func (d *demo) guardCmd(ctx context.Context, args ...string) {
+	fmt.Printf("$ apiservice-guard %s\n", strings.Join(args, " "))
+	cmd := exec.CommandContext(ctx, d.guardBin, append(args, "--kubeconfig", d.cp.Kubeconfig)...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stdout
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			fmt.Printf("(apiservice-guard exited with status %d)\n", ee.ExitCode())
+			return
+		}
+		fmt.Printf("(apiservice-guard failed: %v)\n", err)
+	}
 }
 
 // kubectl runs kubectl, echoing the command and its output. Failures are
