@@ -43,7 +43,12 @@ type Adapter struct {
 	ca      atomic.Pointer[certs.KeyPair]
 	serving atomic.Pointer[tls.Certificate]
 	status  atomic.Int32 // when set, the HTTP status every request gets
+	hang    atomic.Bool  // when set, requests get no answer
 }
+
+// Hang makes the adapter take every request and never answer it (until
+// the client gives up), as a stuck adapter does; false answers again.
+func (a *Adapter) Hang(on bool) { a.hang.Store(on) }
 
 // AnswerWith makes the adapter answer every request with status (0: serve
 // normally), as an adapter that cannot authenticate the API server answers
@@ -119,6 +124,10 @@ func (a *Adapter) Serve(ca, leaf *certs.KeyPair) error {
 }
 
 func (a *Adapter) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if a.hang.Load() {
+		<-r.Context().Done()
+		return
+	}
 	if code := a.status.Load(); code != 0 {
 		http.Error(w, http.StatusText(int(code)), int(code))
 		return

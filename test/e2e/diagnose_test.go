@@ -63,7 +63,9 @@ func wantCause(t *testing.T, name, want string) {
 	t.Helper()
 	start := time.Now()
 	code, out := diagnose(t, name)
-	t.Logf("diagnose %s (%s):\n%s", name, time.Since(start).Round(time.Millisecond), out)
+	took := time.Since(start)
+	t.Logf("diagnose %s (%s):\n%s", name, took.Round(time.Millisecond), out)
+
 	lines := strings.Split(out, "\n")
 	if code != 1 || len(lines) < 3 || !strings.Contains(lines[0], "UNAVAILABLE") || !strings.HasPrefix(strings.TrimSpace(lines[1]), "Cause:") ||
 		!strings.Contains(lines[1], want) || !strings.HasPrefix(strings.TrimSpace(lines[2]), "Fix:") {
@@ -235,4 +237,52 @@ func waitEventWithin(t *testing.T, timeout time.Duration, name, reason, text str
 		t.Fatalf("no Event for %s with reason %s and note containing %q within %s", name, reason, text, timeout)
 	}
 	return found
+}
+
+// TestDiagnoseHangingAdapter: the adapter takes the connection and never
+// answers; the aggregator times out.
+func TestDiagnoseHangingAdapter(t *testing.T) {
+	dumpGuardLogsOnFailure(t)
+	// The user is set up with kubectl, whose discovery would wait for the
+	// hanging group: before it hangs.
+	if _, err := diagnoseUser(); err != nil {
+		t.Fatal(err)
+	}
+	a := startAdapter(t, "diag-hang.e2e.apiservice-guard.io", "v1", "e2e-diag-hang", "adapter")
+	ns, svc, api := a.Objects(a.CA().CertPEM())
+	create(t, ns, svc, api)
+	waitAvailable(t, api.Name, apiregv1.ConditionTrue, "", "")
+	a.Hang(true)
+	waitAvailable(t, api.Name, apiregv1.ConditionFalse, "FailedDiscoveryCheck", "")
+	wantCause(t, api.Name, "timed out")
+
+	a.Hang(false)
+	wantAvailable(t, api.Name)
+}
+
+// TestDiagnoseServingCertWithoutSAN: the adapter's certificate, from the
+// right CA, does not name <svc>.<ns>.svc, which the aggregator checks.
+func TestDiagnoseServingCertWithoutSAN(t *testing.T) {
+	dumpGuardLogsOnFailure(t)
+	a := startAdapter(t, "diag-san.e2e.apiservice-guard.io", "v1", "e2e-diag-san", "adapter")
+	wrong, err := a.CA().IssueServing([]string{"adapter.example.com"}, nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Serve(a.CA(), wrong); err != nil {
+		t.Fatal(err)
+	}
+	ns, svc, api := a.Objects(a.CA().CertPEM())
+	create(t, ns, svc, api)
+	waitAvailable(t, api.Name, apiregv1.ConditionFalse, "FailedDiscoveryCheck", "x509")
+	wantCause(t, api.Name, a.DNSName())
+
+	right, err := a.CA().IssueServing([]string{a.DNSName()}, nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Serve(a.CA(), right); err != nil {
+		t.Fatal(err)
+	}
+	wantAvailable(t, api.Name)
 }
