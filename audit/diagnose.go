@@ -127,6 +127,9 @@ func Diagnose(ctx context.Context, engine *policies.Engine, view cluster.View, p
 		add("service", StepUnknown, "reading Service %s/%s: %v", svcRef.Namespace, svcRef.Name, err)
 	default:
 		add("service", StepOK, "%s", describeService(svc, port))
+		if other := otherRelease(api.Annotations, svc.Annotations); other != "" {
+			add("ownership", StepFailed, "%s", other)
+		}
 		// 4. Ready endpoints.
 		if ready, total, err := readyEndpoints(ctx, view, svcRef.Namespace, svcRef.Name); err != nil {
 			add("endpoints", StepUnknown, "reading EndpointSlices: %v", err)
@@ -267,6 +270,32 @@ func availableCondition(api *apiregv1.APIService) *apiregv1.APIServiceCondition 
 		}
 	}
 	return nil
+}
+
+// Helm's release annotations, which say which installation an object
+// belongs to.
+const (
+	helmReleaseName      = "meta.helm.sh/release-name"
+	helmReleaseNamespace = "meta.helm.sh/release-namespace"
+)
+
+// otherRelease says when the APIService and its Service belong to
+// different Helm releases: two installations (KEDA twice, or
+// prometheus-adapter and metrics-server) claiming one APIService name, the
+// last one installed having taken it over. "" when they agree or either
+// has no release.
+func otherRelease(apiAnn, svcAnn map[string]string) string {
+	release := func(a map[string]string) string {
+		if a[helmReleaseName] == "" {
+			return ""
+		}
+		return a[helmReleaseNamespace] + "/" + a[helmReleaseName]
+	}
+	ar, sr := release(apiAnn), release(svcAnn)
+	if ar == "" || sr == "" || ar == sr {
+		return ""
+	}
+	return fmt.Sprintf("the APIService belongs to Helm release %s, its Service to %s: two installations claim this APIService", ar, sr)
 }
 
 // describeService says how the Service maps the APIService's port.

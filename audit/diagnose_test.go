@@ -84,3 +84,26 @@ func TestClassifyProbe(t *testing.T) {
 		})
 	}
 }
+
+func TestOtherRelease(t *testing.T) {
+	rel := func(ns, name string) map[string]string {
+		return map[string]string{helmReleaseName: name, helmReleaseNamespace: ns}
+	}
+	tests := []struct {
+		name     string
+		api, svc map[string]string
+		want     string
+	}{
+		{"same release", rel("keda", "keda"), rel("keda", "keda"), ""},
+		{"no release on one side", rel("keda", "keda"), nil, ""},
+		{"two installations", rel("keda", "keda"), rel("autoscaling", "keda"), "APIService belongs to Helm release keda/keda, its Service to autoscaling/keda"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := otherRelease(tt.api, tt.svc)
+			if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
+				t.Errorf("otherRelease() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
