@@ -517,7 +517,7 @@ func (a *Auditor) events(s Subject, v Verdict, prev *objectState) {
 		}
 		// The rule is the action, as in admission's Events: Events of one
 		// object with the same reason and action are one series.
-		a.opts.Recorder.Eventf(s.Object, nil, corev1.EventTypeWarning, "AuditFinding", f.Rule, "%s", shorten.String(note, maxNote))
+		a.opts.Recorder.Eventf(s.Object, nil, corev1.EventTypeWarning, "AuditFinding", f.Rule, "%s", shorten.Printable(note, maxNote))
 	}
 	if prev == nil {
 		return

@@ -62,8 +62,12 @@ type ProxyProber interface {
 	ProbeService(ctx context.Context, namespace, service string, port int32, path string) (status int, body string, err error)
 }
 
-// maxEvidence bounds one step's evidence text.
-const maxEvidence = 400
+// maxEvidence and maxCause bound the text of a step's evidence and of the
+// cause and fix; text from objects is made printable (shorten.Printable).
+const (
+	maxEvidence = 400
+	maxCause    = 1024
+)
 
 // Diagnose walks the chain an expert checks for api: the aggregator's
 // condition, the spec, the Service, its ready endpoints, the findings of the
@@ -74,11 +78,11 @@ const maxEvidence = 400
 func Diagnose(ctx context.Context, engine *policies.Engine, view cluster.View, proxy ProxyProber, api *apiregv1.APIService) Diagnosis {
 	d := Diagnosis{APIService: api.Name}
 	add := func(name string, o Outcome, format string, args ...any) {
-		d.Steps = append(d.Steps, Step{Name: name, Outcome: o, Evidence: shorten.String(fmt.Sprintf(format, args...), maxEvidence)})
+		d.Steps = append(d.Steps, Step{Name: name, Outcome: o, Evidence: shorten.Printable(fmt.Sprintf(format, args...), maxEvidence)})
 	}
 	cause := func(key, c, fix string) {
 		if d.Cause == "" {
-			d.CauseKey, d.Cause, d.Fix = key, c, fix
+			d.CauseKey, d.Cause, d.Fix = key, shorten.Printable(c, maxCause), shorten.Printable(fix, maxCause)
 		}
 	}
 
@@ -197,7 +201,7 @@ func Diagnose(ctx context.Context, engine *policies.Engine, view cluster.View, p
 	if !d.Available && d.Cause == "" {
 		d.CauseKey, d.Cause = "unknown", "the evidence does not settle it"
 		if cond != nil {
-			d.Fix = "read the aggregator's message: " + cond.Message
+			d.Fix = shorten.Printable("read the aggregator's message: "+cond.Message, maxCause)
 		}
 		for _, s := range d.Steps {
 			if s.Outcome == StepOK {

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"apiservice-guard.io/apiservice-guard/internal/shorten"
 	"apiservice-guard.io/apiservice-guard/policies"
 )
 
@@ -73,6 +74,9 @@ const (
 	AnnotationOmitted = "apiservice-guard.io/results-omitted"
 )
 
+// maxResultText caps a result's message and fix.
+const maxResultText = 1024
+
 // Result values (the CRDs' enum).
 const (
 	resultPass = "pass"
@@ -131,10 +135,11 @@ func contentOf(v Verdict, severity map[string]openreports.ResultSeverity, max in
 		if f.Action == policies.Enforce {
 			r.Result = resultFail
 		}
-		r.Description = f.Message
-		r.Properties = map[string]string{"action": string(f.Action), "fix": f.Fix}
+		// Shown by kubectl describe and report UIs: printable, capped.
+		r.Description = shorten.Printable(f.Message, maxResultText)
+		r.Properties = map[string]string{"action": string(f.Action), "fix": shorten.Printable(f.Fix, maxResultText)}
 		if f.Detail != "" {
-			r.Properties["detail"] = f.Detail
+			r.Properties["detail"] = shorten.Printable(f.Detail, 2*maxResultText)
 		}
 		c.results = append(c.results, r)
 	}

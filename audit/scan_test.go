@@ -184,3 +184,14 @@ func TestParseAPI(t *testing.T) {
 		t.Errorf("ParseAPI(policyreport) error = %v", err)
 	}
 }
+
+// TestContentIsPrintable: text from objects reaches kubectl describe and
+// report UIs printable and capped.
+func TestContentIsPrintable(t *testing.T) {
+	v := Verdict{Findings: []policies.Finding{{Rule: "apiservice-port-mismatch", Action: policies.Enforce,
+		Message: "name \x1b[2J" + strings.Repeat("x", 3000), Fix: "fix\r\n"}}}
+	r := contentOf(v, nil, 0).results[0]
+	if strings.ContainsAny(r.Description+r.Properties["fix"], "\x1b\r\n") || len(r.Description) > maxResultText {
+		t.Errorf("result text not made printable and capped: %q, %q", r.Description[:20], r.Properties["fix"])
+	}
+}

@@ -188,5 +188,5 @@ func (s *Syncer) event(api *apiregv1.APIService, eventType, reason, note string)
 		return
 	}
 	const maxNote = 1024 // the API server's limit on an Event note
-	s.opts.Recorder.Eventf(api, nil, eventType, reason, eventAction, "%s", shorten.String(note, maxNote))
+	s.opts.Recorder.Eventf(api, nil, eventType, reason, eventAction, "%s", shorten.Printable(note, maxNote))
 }

@@ -31,7 +31,7 @@ func respond(findings []policies.Finding) admission.Response {
 		case policies.Warn:
 			warnings = append(warnings, warningLines(f)...)
 		case policies.Audit:
-			audit[f.Rule] = shorten.String(f.String(), 1024)
+			audit[f.Rule] = shorten.Printable(f.String(), 1024)
 		}
 	}
 	var resp admission.Response
@@ -53,9 +53,9 @@ func warningLines(f policies.Finding) []string {
 	if s := f.String(); len(s) <= maxWarningLength {
 		return []string{s}
 	}
-	lines := []string{shorten.String("["+f.Rule+"] "+f.Message, maxWarningLength)}
+	lines := []string{shorten.Printable("["+f.Rule+"] "+f.Message, maxWarningLength)}
 	if f.Fix != "" {
-		lines = append(lines, shorten.String("["+f.Rule+"] Fix: "+f.Fix, maxWarningLength))
+		lines = append(lines, shorten.Printable("["+f.Rule+"] Fix: "+f.Fix, maxWarningLength))
 	}
 	return lines
 }

@@ -125,7 +125,7 @@ func (v *findingRecorder) record(ctx context.Context, r *policies.Review, findin
 			// The action is the rule name: client-go folds Events with the same
 			// object, reason and action into one series and keeps only the first
 			// note, so two rules must never share an action.
-			v.recorder.Eventf(obj, nil, "Warning", eventReason(f.Action), f.Rule, "%s", shorten.String(f.String(), 1000))
+			v.recorder.Eventf(obj, nil, "Warning", eventReason(f.Action), f.Rule, "%s", shorten.Printable(f.String(), 1000))
 		}
 	}
 }

@@ -5,6 +5,7 @@ package shorten
 import (
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -43,4 +44,16 @@ func List(items []string, budget int) string {
 		b.WriteString(sep + item)
 	}
 	return b.String()
+}
+
+// Printable replaces what a terminal would interpret in text taken from
+// objects (control characters, escape sequences, other non-printable
+// runes, invalid UTF-8) with "?", and cuts it to at most n bytes.
+func Printable(s string, n int) string {
+	return String(strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return '?'
+		}
+		return r
+	}, s), n)
 }

@@ -58,3 +58,22 @@ func TestList(t *testing.T) {
 		}
 	}
 }
+
+func TestPrintable(t *testing.T) {
+	tests := []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"plain text, é", 100, "plain text, é"},
+		{"red \x1b[31mtext\x1b[0m", 100, "red ?[31mtext?[0m"},
+		{"line\nbreak\ttab\r", 100, "line?break?tab?"},
+		{"bad \xff utf-8", 100, "bad ? utf-8"},
+		{"abcdefgh", 6, "abc..."},
+	}
+	for _, tc := range tests {
+		if got := Printable(tc.in, tc.n); got != tc.want {
+			t.Errorf("Printable(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
+	}
+}

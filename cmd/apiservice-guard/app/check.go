@@ -306,9 +306,9 @@ func (r report) count(a policies.Action) int {
 func (r report) writeText(w io.Writer) error {
 	var b strings.Builder
 	for _, f := range r.findings {
-		fmt.Fprintf(&b, "%-7s  %s (%s)  [%s] %s", strings.ToUpper(string(f.Action)), objectName(f.Object), f.source, f.Rule, f.Message)
+		fmt.Fprintf(&b, "%-7s  %s (%s)  [%s] %s", strings.ToUpper(string(f.Action)), printable(objectName(f.Object)), printable(f.source), f.Rule, printable(f.Message))
 		if f.Fix != "" {
-			b.WriteString("  Fix: " + f.Fix)
+			b.WriteString("  Fix: " + printable(f.Fix))
 		}
 		b.WriteByte('\n')
 	}

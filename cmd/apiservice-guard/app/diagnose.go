@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -19,6 +18,7 @@ import (
 
 	"apiservice-guard.io/apiservice-guard/audit"
 	"apiservice-guard.io/apiservice-guard/cluster"
+	"apiservice-guard.io/apiservice-guard/internal/shorten"
 	"apiservice-guard.io/apiservice-guard/policies"
 )
 
@@ -171,16 +171,11 @@ func writeDiagnoses(w io.Writer, format string, ds []audit.Diagnosis) error {
 	return err
 }
 
-// printable replaces what a terminal would interpret (control characters,
-// escape sequences) in text that comes from objects.
-func printable(s string) string {
-	return strings.Map(func(r rune) rune {
-		if unicode.IsPrint(r) {
-			return r
-		}
-		return '?'
-	}, s)
-}
+// printable makes text from objects safe for a terminal and caps it.
+func printable(s string) string { return shorten.Printable(s, maxPrinted) }
+
+// maxPrinted caps one printed field of a diagnosis.
+const maxPrinted = 1024
 
 // kubeconfigOrDefault loads the kubeconfig as kubectl does: path when
 // given, else $KUBECONFIG, else ~/.kube/config, else the in-cluster
