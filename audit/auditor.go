@@ -442,7 +442,7 @@ func (a *Auditor) review(ctx context.Context, s Subject) (bool, error) {
 		return false, err
 	}
 	if api, ok := s.Object.(*apiregv1.APIService); ok {
-		if f, ok := a.diagnose(ctx, api); ok {
+		if f, ok := a.diagnose(ctx, api, v); ok {
 			v.Findings = append(v.Findings, f)
 		}
 	}
@@ -467,7 +467,7 @@ const DiagnosisRule = "apiservice-diagnosis"
 // DiagnoseAfter, and returns the diagnosis as a finding (with its Event and
 // report result, as any finding), and sets
 // apiservice_guard_apiservice_diagnosis.
-func (a *Auditor) diagnose(ctx context.Context, api *apiregv1.APIService) (policies.Finding, bool) {
+func (a *Auditor) diagnose(ctx context.Context, api *apiregv1.APIService, v Verdict) (policies.Finding, bool) {
 	cond := availableCondition(api)
 	down := cond != nil && cond.Status != apiregv1.ConditionTrue && time.Since(cond.LastTransitionTime.Time) >= a.opts.DiagnoseAfter
 	if m := a.opts.Metrics; m != nil {
@@ -476,7 +476,7 @@ func (a *Auditor) diagnose(ctx context.Context, api *apiregv1.APIService) (polic
 	if !down {
 		return policies.Finding{}, false
 	}
-	d := Diagnose(ctx, a.opts.Engine, a.viewOf(ctx), a.opts.Proxy, api)
+	d := diagnose(ctx, a.viewOf(ctx), a.opts.Proxy, api, v, nil)
 	if d.Available || d.Cause == "" {
 		return policies.Finding{}, false
 	}

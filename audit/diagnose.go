@@ -76,6 +76,13 @@ const (
 // server's service proxy. The first failing link that explains the outage
 // is the cause; it never guesses.
 func Diagnose(ctx context.Context, engine *policies.Engine, view cluster.View, proxy ProxyProber, api *apiregv1.APIService) Diagnosis {
+	v, err := Review(ctx, engine, view, policies.APIServiceKind, api.DeepCopy())
+	return diagnose(ctx, view, proxy, api, v, err)
+}
+
+// diagnose is Diagnose with the rules' verdict on api already made (the
+// audit has just reviewed it).
+func diagnose(ctx context.Context, view cluster.View, proxy ProxyProber, api *apiregv1.APIService, v Verdict, reviewErr error) Diagnosis {
 	d := Diagnosis{APIService: api.Name}
 	add := func(name string, o Outcome, format string, args ...any) {
 		d.Steps = append(d.Steps, Step{Name: name, Outcome: o, Evidence: shorten.Printable(fmt.Sprintf(format, args...), maxEvidence)})
@@ -149,8 +156,8 @@ func Diagnose(ctx context.Context, engine *policies.Engine, view cluster.View, p
 	}
 
 	// 5. What the rules find in the state now.
-	if v, err := Review(ctx, engine, view, policies.APIServiceKind, api.DeepCopy()); err != nil {
-		add("rules", StepUnknown, "%v", err)
+	if reviewErr != nil {
+		add("rules", StepUnknown, "%v", reviewErr)
 	} else if len(v.Findings) == 0 {
 		add("rules", StepOK, "%d rules found nothing", len(v.Passed))
 	} else {
@@ -265,6 +272,13 @@ func classifyProbe(api *apiregv1.APIService, status int, body string, err error)
 		return StepOK, fmt.Sprintf("HTTP %d", status), "", ""
 	}
 	return StepFailed, fmt.Sprintf("HTTP %d: %s", status, shorten.String(body, 120)), "", ""
+}
+
+// Available reports whether the aggregator's Available condition of api is
+// True.
+func Available(api *apiregv1.APIService) bool {
+	c := availableCondition(api)
+	return c != nil && c.Status == apiregv1.ConditionTrue
 }
 
 func availableCondition(api *apiregv1.APIService) *apiregv1.APIServiceCondition {

@@ -2,14 +2,10 @@ package audit
 
 import (
 	"errors"
-	"net/netip"
 	"strings"
 	"testing"
 
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
-
-	"apiservice-guard.io/apiservice-guard/cluster"
-	"apiservice-guard.io/apiservice-guard/policies"
 )
 
 // TestDiagnoseStatic: causes a test API server cannot produce for real,
@@ -20,16 +16,7 @@ func TestDiagnoseStatic(t *testing.T) {
 	const dir = "../examples/networkpolicy-default-deny/"
 	diag := func(files ...string) Diagnosis {
 		t.Helper()
-		view, err := cluster.LoadStatic(files...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := policies.Config{Mode: policies.ModeEnforce}
-		cfg.ControlPlane.CIDRs = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
-		engine, err := policies.NewEngine(cfg, policies.DefaultRules())
-		if err != nil {
-			t.Fatal(err)
-		}
+		view, engine := loadExample(t, files...)
 		api, err := view.APIService(t.Context(), "v1beta1.metrics.k8s.io")
 		if err != nil {
 			t.Fatal(err)

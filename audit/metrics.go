@@ -74,10 +74,8 @@ func (m *Metrics) setAvailable(api *apiregv1.APIService) {
 		return
 	}
 	v := 0.0
-	for _, c := range api.Status.Conditions {
-		if c.Type == apiregv1.Available && c.Status == apiregv1.ConditionTrue {
-			v = 1
-		}
+	if Available(api) {
+		v = 1
 	}
 	m.available.WithLabelValues(api.Name).Set(v)
 }

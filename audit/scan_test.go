@@ -16,9 +16,9 @@ import (
 	"apiservice-guard.io/apiservice-guard/policies"
 )
 
-// staticScan loads files and reviews every APIService and NetworkPolicy in
-// them as the audit does, with the control plane at 192.0.2.0/24, as the example expects.
-func staticScan(t *testing.T, files ...string) map[string]Verdict {
+// loadExample loads files into a static view, with an engine whose
+// control plane is at 192.0.2.0/24, as the examples expect.
+func loadExample(t *testing.T, files ...string) (*cluster.Static, *policies.Engine) {
 	t.Helper()
 	view, err := cluster.LoadStatic(files...)
 	if err != nil {
@@ -30,6 +30,14 @@ func staticScan(t *testing.T, files ...string) map[string]Verdict {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return view, engine
+}
+
+// staticScan loads files and reviews every APIService and NetworkPolicy in
+// them as the audit does (see loadExample).
+func staticScan(t *testing.T, files ...string) map[string]Verdict {
+	t.Helper()
+	view, engine := loadExample(t, files...)
 	out := map[string]Verdict{}
 	for _, l := range view.Documents() {
 		kind := l.GVK.GroupKind()

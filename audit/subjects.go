@@ -24,11 +24,6 @@ type Subject struct {
 	Object client.Object // with its apiVersion and kind set
 }
 
-// Key names a subject for the change-driven queue: "Kind/namespace/name".
-func (s Subject) Key() string {
-	return s.Kind.Kind + "/" + s.Object.GetNamespace() + "/" + s.Object.GetName()
-}
-
 // Sources are where the audit finds its subjects.
 type Sources struct {
 	// Cache lists APIServices and NetworkPolicies: the Live view's

@@ -287,13 +287,6 @@ func (w *Writer) findings(uid types.UID) (corev1.ObjectReference, map[string]pol
 	return rep.ref, out
 }
 
-// Known reports whether the writer knows a report for uid.
-func (w *Writer) Known(uid types.UID) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.reports[uid] != nil
-}
-
 func reportRef(namespace, name string) string {
 	if namespace == "" {
 		return name

@@ -8,8 +8,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"apiservice-guard.io/apiservice-guard/cluster"
@@ -100,32 +98,16 @@ func judgementFor(ctx context.Context, r *Review, v cluster.View) *judgement {
 }
 
 // isolatesAny reports whether the reviewed policy isolates, in direction
-// dir, a pod of targets: it has that policy type and its podSelector
-// selects the pod. A selector the API server would refuse selects nothing,
-// as netpol compiles it.
+// dir, a pod of targets (netpol.Isolates).
 func isolatesAny(r *Review, dir networkingv1.PolicyType, targets [][]target) bool {
 	obj, _ := r.Objects()
 	np, _ := obj.(*networkingv1.NetworkPolicy)
 	if np == nil {
 		return true // nothing to tell: let the full judgement decide
 	}
-	types := np.Spec.PolicyTypes
-	if len(types) == 0 {
-		types = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
-		if len(np.Spec.Egress) > 0 {
-			types = append(types, networkingv1.PolicyTypeEgress)
-		}
-	}
-	if !slices.Contains(types, dir) {
-		return false
-	}
-	sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
-	if err != nil {
-		return false
-	}
 	for _, ts := range targets {
 		for _, t := range ts {
-			if t.pod.Namespace == np.Namespace && sel.Matches(labels.Set(t.pod.Labels)) {
+			if netpol.Isolates(np, dir, t.pod) {
 				return true
 			}
 		}

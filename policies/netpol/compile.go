@@ -182,3 +182,26 @@ func policyTypes(spec *networkingv1.NetworkPolicySpec, f path, r reporter) [2]bo
 	}
 	return out
 }
+
+// Isolates reports whether np isolates pod in direction dir (Ingress or
+// Egress): the policy affects that direction and its podSelector selects
+// the pod, with the defaulting and selector semantics Compile uses (an
+// invalid selector selects nothing). It compiles only the selector, not
+// the rules.
+func Isolates(np *networkingv1.NetworkPolicy, dir networkingv1.PolicyType, pod *Pod) bool {
+	ns := PolicyRef{Namespace: np.Namespace}.defaulted().Namespace
+	if pod == nil || pod.Namespace != ns {
+		return false
+	}
+	p := &policy{}
+	r := reporter{p: p, both: true}
+	d := ingress
+	if dir == networkingv1.PolicyTypeEgress {
+		d = egress
+	}
+	if !policyTypes(&np.Spec, path{}, r)[d] {
+		return false
+	}
+	sel := compileSelector(&np.Spec.PodSelector, path{}, r)
+	return sel.matches(labelSet{m: pod.Labels})
+}

@@ -145,24 +145,7 @@ func withoutWebhook(t *testing.T) {
 // reason and a note containing text.
 func waitEvent(t *testing.T, name, reason, text string) eventsv1.Event {
 	t.Helper()
-	var found eventsv1.Event
-	err := wait.PollUntilContextTimeout(t.Context(), 250*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		var list eventsv1.EventList
-		if err := suite.client.List(ctx, &list); err != nil {
-			return false, err
-		}
-		for _, ev := range list.Items {
-			if ev.Regarding.Name == name && ev.Reason == reason && strings.Contains(ev.Note, text) {
-				found = ev
-				return true, nil
-			}
-		}
-		return false, nil
-	})
-	if err != nil {
-		t.Fatalf("no Event for %s with reason %s and note containing %q: %v", name, reason, text, err)
-	}
-	return found
+	return waitEventWithin(t, 30*time.Second, name, reason, text)
 }
 
 // auditEvent is the part of an audit.k8s.io/v1 Event the tests read.

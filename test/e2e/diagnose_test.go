@@ -16,6 +16,7 @@ import (
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 
 	"apiservice-guard.io/apiservice-guard/certs"
+	"apiservice-guard.io/apiservice-guard/test/adapter"
 	"apiservice-guard.io/apiservice-guard/test/harness"
 )
 
@@ -83,12 +84,12 @@ func wantAvailable(t *testing.T, name string) {
 	}
 }
 
-// TestDiagnoseWrongCABundle: the aggregator fails discovery on a caBundle
-// from another CA; diagnose names the caBundle first, and after the printed
-// fix (the right CA) the APIService is Available and diagnose exits 0.
-func TestDiagnoseWrongCABundle(t *testing.T) {
-	dumpGuardLogsOnFailure(t)
-	a := startAdapter(t, "diag-ca.e2e.apiservice-guard.io", "v1", "e2e-diag-ca", "adapter")
+// staleCABundle starts an adapter for the group <name>.e2e.apiservice-guard.io
+// in namespace e2e-<name> behind an APIService whose caBundle is another
+// CA's, and waits for the aggregator's FailedDiscoveryCheck.
+func staleCABundle(t *testing.T, name string) (*adapter.Adapter, *apiregv1.APIService) {
+	t.Helper()
+	a := startAdapter(t, name+".e2e.apiservice-guard.io", "v1", "e2e-"+name, "adapter")
 	other, err := certs.NewCA("some-other-ca", 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +97,15 @@ func TestDiagnoseWrongCABundle(t *testing.T) {
 	ns, svc, api := a.Objects(other.CertPEM())
 	create(t, ns, svc, api)
 	waitAvailable(t, api.Name, apiregv1.ConditionFalse, "FailedDiscoveryCheck", "x509")
+	return a, api
+}
+
+// TestDiagnoseWrongCABundle: the aggregator fails discovery on a caBundle
+// from another CA; diagnose names the caBundle first, and after the printed
+// fix (the right CA) the APIService is Available and diagnose exits 0.
+func TestDiagnoseWrongCABundle(t *testing.T) {
+	dumpGuardLogsOnFailure(t)
+	a, api := staleCABundle(t, "diag-ca")
 	wantCause(t, api.Name, "caBundle does not verify the serving certificate")
 
 	if err := setCABundle(t.Context(), api.Name, a.CA().CertPEM()); err != nil {
@@ -186,14 +196,7 @@ func TestAutomaticDiagnosis(t *testing.T) {
 	dumpGuardLogsOnFailure(t)
 	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	useGuard(t, harness.GuardOptions{Config: defaultConfig, MetricsAddr: metricsAddr})
-	a := startAdapter(t, "diag-auto.e2e.apiservice-guard.io", "v1", "e2e-diag-auto", "adapter")
-	other, err := certs.NewCA("some-other-ca", 24*time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns, svc, api := a.Objects(other.CertPEM())
-	create(t, ns, svc, api)
-	waitAvailable(t, api.Name, apiregv1.ConditionFalse, "FailedDiscoveryCheck", "x509")
+	a, api := staleCABundle(t, "diag-auto")
 	start := time.Now()
 	ev := waitEventWithin(t, 90*time.Second, api.Name, "AuditFinding", "[apiservice-diagnosis]")
 	t.Logf("diagnosis Event after %s: %s", time.Since(start).Round(time.Second), ev.Note)
@@ -220,7 +223,7 @@ func TestAutomaticDiagnosis(t *testing.T) {
 func waitEventWithin(t *testing.T, timeout time.Duration, name, reason, text string) eventsv1.Event {
 	t.Helper()
 	var found eventsv1.Event
-	err := wait.PollUntilContextTimeout(t.Context(), 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(t.Context(), 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		var list eventsv1.EventList
 		if err := suite.client.List(ctx, &list); err != nil {
 			return false, nil

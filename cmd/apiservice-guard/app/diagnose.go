@@ -105,7 +105,7 @@ func runDiagnose(ctx context.Context, o *diagnoseOptions, names []string, stdout
 		}
 		for i := range list.Items {
 			api := &list.Items[i]
-			if api.Spec.Service != nil && (o.all || !available(api)) {
+			if api.Spec.Service != nil && (o.all || !audit.Available(api)) {
 				targets = append(targets, api)
 			}
 		}
@@ -125,15 +125,6 @@ func runDiagnose(ctx context.Context, o *diagnoseOptions, names []string, stdout
 		}
 	}
 	return nil
-}
-
-func available(api *apiregv1.APIService) bool {
-	for _, c := range api.Status.Conditions {
-		if c.Type == apiregv1.Available {
-			return c.Status == apiregv1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // writeDiagnoses prints the diagnoses: the verdict first, then the chain.
