@@ -32,6 +32,7 @@ func FuzzFindClusterConfig(f *testing.F) {
 	f.Add([]byte("apiVersion: k0s.k0sproject.io/v1beta1\nkind: ClusterConfig\nspec:\n  network:\n    provider: flannel\n    calico:\n      mode: foo\n"))
 	f.Add([]byte(aliasBomb(3)))
 	f.Add([]byte("a: [\n"))
+	f.Add([]byte("\"\": 1\nspec: {\"a.b\": 2}\n"))
 	f.Add([]byte(""))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		text := string(data)

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -282,6 +284,9 @@ func resolve(n *yaml.Node) *yaml.Node {
 
 // join appends a key to a dotted path.
 func join(path, key string) string {
+	if key == "" || strings.ContainsFunc(key, func(r rune) bool { return r == '.' || !unicode.IsGraphic(r) || unicode.IsSpace(r) }) {
+		key = strconv.Quote(key) // an empty key, or one that would read as more than one
+	}
 	if path == "" {
 		return key
 	}

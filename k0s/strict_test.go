@@ -61,6 +61,9 @@ func TestCheckStrict(t *testing.T) {
 			want: []string{"line 8: spec.netwrok: unknown field"}},
 		{name: "k0sctl.yaml without a config", at: k0s.K0sctlConfigPath, text: "kind: Cluster\nspec: {k0s: {version: v1.33.1+k0s.0}}\n"},
 		{name: "not YAML is left to the decoder", text: "spec: {\n"},
+		// A key read as a path would be ambiguous or empty: it is quoted.
+		{name: "empty and dotted keys", text: "\"\": 1\n" + strictDoc("  \"a.b\": 1\n  \"\": 2\n"),
+			want: []string{`line 1: "": unknown field`, `line 7: spec."a.b": unknown field`, `line 8: spec."": unknown field`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
