@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -29,6 +30,9 @@ type ProberOptions struct {
 	// MaxEntries bounds the number of (address, serverName) results kept; the
 	// oldest is evicted first. Defaults to 1024.
 	MaxEntries int
+	// Dial opens the connection to a backend (see BackendDialer). Defaults
+	// to a direct dial.
+	Dial DialFunc
 }
 
 func (o ProberOptions) withDefaults() ProberOptions {
@@ -43,6 +47,10 @@ func (o ProberOptions) withDefaults() ProberOptions {
 	}
 	if o.MaxEntries <= 0 {
 		o.MaxEntries = 1024
+	}
+	if o.Dial == nil {
+		var d net.Dialer
+		o.Dial = d.DialContext
 	}
 	return o
 }
@@ -123,21 +131,20 @@ func (p *Prober) probeAndStore(ctx context.Context, key, address, serverName str
 func (p *Prober) probe(ctx context.Context, address, serverName string) ([]*x509.Certificate, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
 	defer cancel()
-	d := &tls.Dialer{Config: &tls.Config{
+	raw, err := p.opts.Dial(ctx, "tcp", address)
+	if err != nil {
+		return nil, fmt.Errorf("TLS probe of %s (server name %q): %w", address, serverName, err)
+	}
+	tc := tls.Client(raw, &tls.Config{
 		ServerName: serverName,
 		// Only the presented chain is wanted; the rules verify it against
 		// the APIService caBundle, as the aggregator would.
 		InsecureSkipVerify: true, //nolint:gosec // see above
 		MinVersion:         tls.VersionTLS12,
-	}}
-	conn, err := d.DialContext(ctx, "tcp", address)
-	if err != nil {
+	})
+	defer tc.Close()
+	if err := tc.HandshakeContext(ctx); err != nil {
 		return nil, fmt.Errorf("TLS probe of %s (server name %q): %w", address, serverName, err)
-	}
-	defer conn.Close()
-	tc, ok := conn.(*tls.Conn)
-	if !ok {
-		return nil, fmt.Errorf("TLS probe of %s: unexpected connection type %T", address, conn)
 	}
 	chain := tc.ConnectionState().PeerCertificates
 	if len(chain) == 0 {

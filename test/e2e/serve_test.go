@@ -169,14 +169,15 @@ func get(t *testing.T, url string) string {
 	return string(body)
 }
 
+// freePort is a free loopback port, never the webhook's (free while no
+// guard serves it).
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := harness.FreePort(suite.Env.WebhookInstallOptions.LocalServingPort)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 const insecureReview = `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"m1",

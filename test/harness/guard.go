@@ -2,12 +2,14 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -81,7 +83,8 @@ func (cp *ControlPlane) StartGuardWith(o GuardOptions) (*Guard, error) {
 	if err := os.WriteFile(cfgPath, []byte(o.Config), 0o600); err != nil {
 		return nil, err
 	}
-	probe, err := freePort()
+	// Not the webhook's port, which is free while no guard serves it.
+	probe, err := FreePort(o.Port)
 	if err != nil {
 		return nil, err
 	}
@@ -104,6 +107,9 @@ func (cp *ControlPlane) StartGuardWith(o GuardOptions) (*Guard, error) {
 		"--metrics-bind-address", o.MetricsAddr,
 		"--health-probe-bind-address", g.HealthAddr,
 		"--leader-election-namespace", GuardNamespace,
+		// Backends are dialed through the test network, as the API server
+		// dials them.
+		"--backend-dial", "unix://" + cp.Network.Socket(),
 	}, o.ExtraArgs...)
 	g.cmd = exec.Command(o.Bin, args...)
 	g.cmd.Stdout, g.cmd.Stderr = logFile, logFile
@@ -164,13 +170,26 @@ func (g *Guard) Logs() string {
 	return string(data)
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+// FreePort returns a loopback port nothing listens on, other than the
+// ports named.
+func FreePort(not ...int) (int, error) {
+	var held []net.Listener
+	defer func() {
+		for _, l := range held {
+			_ = l.Close()
+		}
+	}()
+	for range 10 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		held = append(held, l) // held, so that the next try gets another port
+		if port := l.Addr().(*net.TCPAddr).Port; !slices.Contains(not, port) {
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("no free loopback port")
 }
 
 // ensureNamespace creates the namespace name unless it exists.

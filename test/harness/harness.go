@@ -51,6 +51,8 @@ type ControlPlane struct {
 	Kubectl         string
 	AuditLog        string
 	Dir             string
+	// Network is the cluster network the API server dials backends on.
+	Network *Network
 }
 
 // ErrNoAssets is returned when no binary directory is known.
@@ -77,6 +79,17 @@ func Start(opts Options) (_ *ControlPlane, err error) {
 		WebhookInstallOptions:    envtest.WebhookInstallOptions{Paths: opts.WebhookPaths},
 		CRDInstallOptions:        envtest.CRDInstallOptions{Paths: opts.CRDPaths, ErrorIfPathMissing: true},
 	}
+	network, egress, err := startNetwork(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("starting the test cluster network: %w", err)
+	}
+	cp.Network = network
+	defer func() {
+		if err != nil {
+			network.Close()
+		}
+	}()
+	cp.Env.ControlPlane.GetAPIServer().Configure().Set("egress-selector-config-file", egress)
 	if opts.AuditPolicy != "" {
 		policy := filepath.Join(opts.Dir, "audit-policy.yaml")
 		if err := os.WriteFile(policy, []byte(opts.AuditPolicy), 0o600); err != nil {
@@ -126,7 +139,11 @@ func (cp *ControlPlane) UserKubeconfig(name string, groups ...string) (string, e
 }
 
 // Stop stops the API server and etcd.
-func (cp *ControlPlane) Stop() error { return cp.Env.Stop() }
+func (cp *ControlPlane) Stop() error {
+	err := cp.Env.Stop()
+	cp.Network.Close()
+	return err
+}
 
 // KubectlCommand returns a kubectl command against the control plane.
 func (cp *ControlPlane) KubectlCommand(ctx context.Context, args ...string) *exec.Cmd {
