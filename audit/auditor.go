@@ -51,10 +51,11 @@ type Options struct {
 	// Debounce is how long a change waits for more changes to the same
 	// namespace or APIService before it is reviewed. Default: 2s.
 	Debounce time.Duration
-	// Proxy probes backends through the API server for the diagnosis of
-	// an APIService that stays unavailable. Default: none (the diagnosis
-	// then has no proxy step).
-	Proxy ProxyProber
+	// Evidence is what the diagnosis of an APIService that stays
+	// unavailable reads beyond View: probes through the API server's
+	// proxies, namespaces and k0s worker-configs. Default: none (the
+	// diagnosis then has no such steps).
+	Evidence Evidence
 	// DiagnoseAfter is how long an APIService must be unavailable before
 	// it is diagnosed. Default: 30s.
 	DiagnoseAfter time.Duration
@@ -476,7 +477,7 @@ func (a *Auditor) diagnose(ctx context.Context, api *apiregv1.APIService, v Verd
 	if !down {
 		return policies.Finding{}, false
 	}
-	d := diagnose(ctx, a.viewOf(ctx), a.opts.Proxy, api, v, nil)
+	d := diagnose(ctx, a.opts.Engine.Config().ControlPlane, a.viewOf(ctx), a.opts.Evidence, api, v, nil)
 	if d.Available || d.Cause == "" {
 		return policies.Finding{}, false
 	}

@@ -4,19 +4,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"apiservice-guard.io/apiservice-guard/cluster"
 	"apiservice-guard.io/apiservice-guard/internal/shorten"
+	"apiservice-guard.io/apiservice-guard/k0s"
 	"apiservice-guard.io/apiservice-guard/policies"
 )
 
@@ -55,61 +61,100 @@ type Diagnosis struct {
 	Steps    []Step   `json:"steps"`
 }
 
-// ProxyProber asks the API server to reach a Service from where the
-// aggregator dials it: GET path through the service proxy. It returns the
-// HTTP status the backend (or the proxy) answered and the start of the body.
+// ProxyProber asks the API server to reach a backend from where the
+// aggregator dials it: GET path through the service proxy of a Service or
+// the pod proxy of one of its pods. It returns the HTTP status that the
+// backend (or the proxy) answered and the start of the body.
 type ProxyProber interface {
 	ProbeService(ctx context.Context, namespace, service string, port int32, path string) (status int, body string, err error)
+	ProbePod(ctx context.Context, namespace, pod string, port int32, path string) (status int, body string, err error)
+}
+
+// Evidence is where a diagnosis reads what a cluster.View does not hold.
+// A nil field means that evidence is not read.
+type Evidence struct {
+	// Proxy sends probes through the API server's proxies.
+	Proxy ProxyProber
+	// Reader lists, uncached, the Namespaces stuck Terminating and
+	// kube-system's ConfigMaps (the k0s worker-configs).
+	Reader client.Reader
 }
 
 // maxEvidence and maxCause bound the text of a step's evidence and of the
 // cause and fix; text from objects is made printable (shorten.Printable).
 const (
-	maxEvidence = 400
+	maxEvidence = 600
 	maxCause    = 1024
 )
 
 // Diagnose walks the chain an expert checks for api: the aggregator's
-// condition, the spec, the Service, its ready endpoints, the findings of the
-// rules on the state now (caBundle against the serving certificate,
-// NetworkPolicies, konnectivity, ...), and a request through the API
-// server's service proxy. The first failing link that explains the outage
-// is the cause; it never guesses.
-func Diagnose(ctx context.Context, engine *policies.Engine, view cluster.View, proxy ProxyProber, api *apiregv1.APIService) Diagnosis {
+// condition, the spec, the Service, its ready endpoints and their pods,
+// requests through the API server's service and pod proxies, the findings
+// of the rules on the state now (NetworkPolicies, caBundle against the
+// serving certificate, GKE's firewall, ...), the aggregator's TLS error,
+// konnectivity, an HTTP proxy in the API server's way, and the namespaces
+// whose deletion the outage blocks. The most specific failing link that
+// explains the outage is the cause; when none does, it says so.
+func Diagnose(ctx context.Context, engine *policies.Engine, view cluster.View, ev Evidence, api *apiregv1.APIService) Diagnosis {
 	v, err := Review(ctx, engine, view, policies.APIServiceKind, api.DeepCopy())
-	return diagnose(ctx, view, proxy, api, v, err)
+	return diagnose(ctx, engine.Config().ControlPlane, view, ev, api, v, err)
+}
+
+// Ranks of causes: when several links fail, the most specific explains
+// the outage (a missing Service explains a refused connection, not the
+// other way round).
+const (
+	rankStructure = iota // the Service, its namespace, its endpoints
+	rankRule             // a rule's finding on the state now
+	rankTLS              // the aggregator's TLS check, the network path working
+	rankPath             // konnectivity, an HTTP proxy
+	rankProbe            // what the API server's proxies met
+	rankMessage          // the aggregator's own error, read
+)
+
+// diagnosis is a Diagnosis being built.
+type diagnosis struct {
+	Diagnosis
+	rank int
+}
+
+func (d *diagnosis) add(name string, o Outcome, format string, args ...any) {
+	d.Steps = append(d.Steps, Step{Name: name, Outcome: o, Evidence: shorten.Printable(fmt.Sprintf(format, args...), maxEvidence)})
+}
+
+// cause proposes a cause; the lowest rank, then the first, is kept. An
+// Available APIService has none.
+func (d *diagnosis) cause(rank int, key, c, fix string) {
+	if d.Available || (d.Cause != "" && d.rank <= rank) {
+		return
+	}
+	d.rank, d.CauseKey, d.Cause, d.Fix = rank, key, shorten.Printable(c, maxCause), shorten.Printable(fix, maxCause)
 }
 
 // diagnose is Diagnose with the rules' verdict on api already made (the
 // audit has just reviewed it).
-func diagnose(ctx context.Context, view cluster.View, proxy ProxyProber, api *apiregv1.APIService, v Verdict, reviewErr error) Diagnosis {
-	d := Diagnosis{APIService: api.Name}
-	add := func(name string, o Outcome, format string, args ...any) {
-		d.Steps = append(d.Steps, Step{Name: name, Outcome: o, Evidence: shorten.Printable(fmt.Sprintf(format, args...), maxEvidence)})
-	}
-	cause := func(key, c, fix string) {
-		if d.Cause == "" {
-			d.CauseKey, d.Cause, d.Fix = key, shorten.Printable(c, maxCause), shorten.Printable(fix, maxCause)
-		}
-	}
+func diagnose(ctx context.Context, cp policies.ControlPlane, view cluster.View, ev Evidence, api *apiregv1.APIService, v Verdict, reviewErr error) Diagnosis {
+	d := &diagnosis{Diagnosis: Diagnosis{APIService: api.Name}}
 
 	// 1. The aggregator's own verdict.
 	cond := availableCondition(api)
+	message := ""
 	switch {
 	case cond == nil:
-		add("aggregator", StepUnknown, "no Available condition yet")
+		d.add("aggregator", StepUnknown, "no Available condition yet")
 	case cond.Status == apiregv1.ConditionTrue:
 		d.Available = true
-		add("aggregator", StepOK, "Available=True since %s", cond.LastTransitionTime.Format(time.RFC3339))
+		d.add("aggregator", StepOK, "Available=True since %s", cond.LastTransitionTime.Format(time.RFC3339))
 	default:
-		add("aggregator", StepFailed, "Available=%s (%s) since %s: %s", cond.Status, cond.Reason, cond.LastTransitionTime.Format(time.RFC3339), cond.Message)
+		message = cond.Message
+		d.add("aggregator", StepFailed, "Available=%s (%s) since %s: %s", cond.Status, cond.Reason, cond.LastTransitionTime.Format(time.RFC3339), cond.Message)
 	}
 
 	// 2. The spec.
 	svcRef := api.Spec.Service
 	if svcRef == nil {
-		add("spec", StepOK, "local APIService: served by the API server itself")
-		return d
+		d.add("spec", StepOK, "local APIService: served by the API server itself")
+		return d.Diagnosis
 	}
 	port := int32(443)
 	if svcRef.Port != nil {
@@ -119,89 +164,37 @@ func diagnose(ctx context.Context, view cluster.View, proxy ProxyProber, api *ap
 	if api.Spec.InsecureSkipTLSVerify {
 		trust = "insecureSkipTLSVerify: true"
 	}
-	add("spec", StepOK, "Service %s/%s port %d, %s", svcRef.Namespace, svcRef.Name, port, trust)
+	d.add("spec", StepOK, "Service %s/%s port %d, %s", svcRef.Namespace, svcRef.Name, port, trust)
 
-	// 3. The Service.
-	svc, err := view.Service(ctx, svcRef.Namespace, svcRef.Name)
-	switch {
-	case apierrors.IsNotFound(err):
-		if _, nsErr := view.Namespace(ctx, svcRef.Namespace); apierrors.IsNotFound(nsErr) {
-			add("service", StepFailed, "namespace %s does not exist", svcRef.Namespace)
-			cause("namespace-gone", fmt.Sprintf("the backend's namespace %s is gone: the APIService is stale", svcRef.Namespace),
-				"kubectl delete apiservice "+api.Name)
-		} else {
-			add("service", StepFailed, "Service %s/%s does not exist", svcRef.Namespace, svcRef.Name)
-			cause("service-missing", fmt.Sprintf("Service %s/%s does not exist", svcRef.Namespace, svcRef.Name),
-				"reinstall the adapter that serves "+api.Spec.Group+", or delete the stale APIService: kubectl delete apiservice "+api.Name)
-		}
-	case err != nil:
-		add("service", StepUnknown, "reading Service %s/%s: %v", svcRef.Namespace, svcRef.Name, err)
-	default:
-		add("service", StepOK, "%s", describeService(svc, port))
-		if other := otherRelease(api.Annotations, svc.Annotations); other != "" {
-			add("ownership", StepFailed, "%s", other)
-		}
-		// 4. Ready endpoints.
-		if ready, total, err := readyEndpoints(ctx, view, svcRef.Namespace, svcRef.Name); err != nil {
-			add("endpoints", StepUnknown, "reading EndpointSlices: %v", err)
-		} else if svc.Spec.ExternalName != "" {
-			add("endpoints", StepOK, "ExternalName %s: no endpoints to check", svc.Spec.ExternalName)
-		} else if ready == 0 {
-			add("endpoints", StepFailed, "%d endpoints, none ready", total)
-			cause("no-endpoints", fmt.Sprintf("Service %s/%s has no ready endpoint", svcRef.Namespace, svcRef.Name),
-				fmt.Sprintf("kubectl -n %s get pods -l %s   # start the adapter, or fix the Service's selector", svcRef.Namespace, selectorString(svc.Spec.Selector)))
-		} else {
-			add("endpoints", StepOK, "%d of %d endpoints ready", ready, total)
-		}
+	// 3. The Service, and who installed it.
+	svc := d.service(ctx, view, api, port)
+	var targets []podTarget
+	if svc != nil {
+		d.ownership(api, svc)
+		// 4. Ready endpoints and their pods.
+		targets = d.endpoints(ctx, view, svc, port)
 	}
 
-	// 5. What the rules find in the state now.
-	if reviewErr != nil {
-		add("rules", StepUnknown, "%v", reviewErr)
-	} else if len(v.Findings) == 0 {
-		add("rules", StepOK, "%d rules found nothing", len(v.Passed))
-	} else {
-		var lines []string
-		outcome := StepOK // findings that do not explain an outage (insecureSkipTLSVerify) are listed, not failed
-		for _, f := range v.Findings {
-			lines = append(lines, "["+f.Rule+"] "+f.Message)
-			if slices.Contains(causeRules, f.Rule) {
-				outcome = StepFailed
-			}
-		}
-		add("rules", outcome, "%s", strings.Join(lines, "; "))
-		for _, rule := range causeRules {
-			for _, f := range v.Findings {
-				if f.Rule == rule && !d.Available {
-					cause(f.Rule, f.Message, f.Fix)
-				}
-			}
-		}
-	}
+	// 5. The API server's own way to the backend.
+	probes := d.probes(ctx, ev.Proxy, api, svc, port, targets)
 
-	// 6. The API server's own way to the backend.
-	switch {
-	case svc != nil && svc.Spec.Type == corev1.ServiceTypeExternalName:
-		add("proxy", StepSkipped, "the API server's service proxy does not dial ExternalName Services; the aggregator's message is the evidence")
-	case svc != nil && proxy != nil:
-		path := "/apis/" + api.Spec.Group + "/" + api.Spec.Version
-		status, body, err := proxy.ProbeService(ctx, svcRef.Namespace, svcRef.Name, port, path)
-		o, what, c, fix := classifyProbe(api, status, body, err)
-		add("proxy", o, "GET %s through the service proxy: %s", path, what)
-		if c != "" && !d.Available {
-			cause(probeKey(c), c, fix)
-		}
-	}
+	// 6. What the rules find in the state now.
+	d.rules(v, reviewErr, symptoms(message, probes))
+
+	// 7-9. TLS, konnectivity, an HTTP proxy: read from the aggregator's
+	// error and the cluster.
+	d.tls(api, svc, message, probes)
+	d.konnectivity(ctx, cp, view, ev.Reader, message)
+	d.httpProxy(message)
+
+	// 10. What the outage blocks.
+	d.terminating(ctx, ev.Reader, api)
 
 	// The aggregator's message carries its own dial error: a network cause
 	// read there is evidence, not a guess.
-	if !d.Available && d.Cause == "" && cond != nil {
-		status := 0
-		if m := badStatus.FindStringSubmatch(cond.Message); m != nil {
-			status, _ = strconv.Atoi(m[1])
-		}
-		if _, _, c, fix := classifyProbe(api, status, "", errors.New(cond.Message)); c != "" {
-			cause(probeKey(c), c+" (the aggregator's own error)", fix)
+	if !d.Available && cond != nil {
+		if r := classifyMessage(api, message); r.cause != "" {
+			d.cause(rankMessage, r.key, r.cause+" (the aggregator's own error)", r.fix)
 		}
 	}
 
@@ -216,7 +209,487 @@ func diagnose(ctx context.Context, view cluster.View, proxy ProxyProber, api *ap
 			}
 		}
 	}
-	return d
+	return d.Diagnosis
+}
+
+// service is step 3: the Service exists, or its namespace is gone.
+func (d *diagnosis) service(ctx context.Context, view cluster.View, api *apiregv1.APIService, port int32) *corev1.Service {
+	ref := api.Spec.Service
+	svc, err := view.Service(ctx, ref.Namespace, ref.Name)
+	switch {
+	case apierrors.IsNotFound(err):
+		if _, nsErr := view.Namespace(ctx, ref.Namespace); apierrors.IsNotFound(nsErr) {
+			d.add("service", StepFailed, "namespace %s does not exist", ref.Namespace)
+			d.cause(rankStructure, "namespace-gone", fmt.Sprintf("the backend's namespace %s is gone: the APIService is stale", ref.Namespace),
+				"kubectl delete apiservice "+api.Name)
+		} else {
+			d.add("service", StepFailed, "Service %s/%s does not exist", ref.Namespace, ref.Name)
+			d.cause(rankStructure, "service-missing", fmt.Sprintf("Service %s/%s does not exist", ref.Namespace, ref.Name),
+				"reinstall the adapter that serves "+api.Spec.Group+", or delete the stale APIService: kubectl delete apiservice "+api.Name)
+		}
+		return nil
+	case err != nil:
+		d.add("service", StepUnknown, "reading Service %s/%s: %v", ref.Namespace, ref.Name, err)
+		return nil
+	}
+	d.add("service", StepOK, "%s", describeService(svc, port))
+	return svc
+}
+
+// ownership says when the APIService and its Service come from different
+// installations: two Helm releases, or a release whose APIService points
+// into another release's namespace.
+func (d *diagnosis) ownership(api *apiregv1.APIService, svc *corev1.Service) {
+	if other := otherRelease(api.Annotations, svc.Annotations, svc.Namespace); other != "" {
+		d.add("ownership", StepFailed, "%s", other)
+	}
+}
+
+// endpoints is step 4: the Service's ready endpoints and the pods behind
+// them. It returns the pods to probe.
+func (d *diagnosis) endpoints(ctx context.Context, view cluster.View, svc *corev1.Service, port int32) []podTarget {
+	if svc.Spec.Type == corev1.ServiceTypeExternalName {
+		d.add("endpoints", StepOK, "ExternalName %s: no endpoints to check", svc.Spec.ExternalName)
+		return nil
+	}
+	slices, err := view.EndpointSlices(ctx, svc.Namespace, svc.Name)
+	if err != nil {
+		d.add("endpoints", StepUnknown, "reading EndpointSlices: %v", err)
+		return nil
+	}
+	targets, ready, total := endpointTargets(slices, svc, port)
+	if ready == 0 {
+		d.add("endpoints", StepFailed, "%d endpoints, none ready", total)
+		d.cause(rankStructure, "no-endpoints", fmt.Sprintf("Service %s/%s has no ready endpoint", svc.Namespace, svc.Name),
+			fmt.Sprintf("kubectl -n %s get pods -l %s   # start the adapter, or fix the Service's selector", svc.Namespace, selectorString(svc.Spec.Selector)))
+		return nil
+	}
+	d.add("endpoints", StepOK, "%d of %d endpoints ready", ready, total)
+	pods, err := view.Pods(ctx, svc.Namespace, labels.Everything())
+	if err != nil {
+		d.add("pods", StepUnknown, "reading pods: %v", err)
+		return targets
+	}
+	byName := map[string]*corev1.Pod{}
+	for _, p := range pods {
+		byName[p.Name] = p
+	}
+	var lines []string
+	for i := range targets {
+		t := &targets[i]
+		t.pod = byName[t.name]
+		if len(lines) < maxPodsShown {
+			lines = append(lines, t.describe())
+		}
+	}
+	if more := len(targets) - len(lines); more > 0 {
+		lines = append(lines, fmt.Sprintf("and %d more", more))
+	}
+	d.add("pods", StepOK, "%s", strings.Join(lines, "; "))
+	return targets
+}
+
+// maxPodsShown and maxPodProbes bound the pods a diagnosis lists and
+// probes.
+const (
+	maxPodsShown = 5
+	maxPodProbes = 5
+)
+
+// podTarget is a ready endpoint: the pod behind it and the port to dial.
+type podTarget struct {
+	name, addr, node string
+	port             int32
+	pod              *corev1.Pod // nil when not found
+}
+
+func (t podTarget) describe() string {
+	where := net.JoinHostPort(t.addr, strconv.Itoa(int(t.port)))
+	if t.pod == nil {
+		if t.name == "" {
+			return where + " (no pod)"
+		}
+		return fmt.Sprintf("%s %s (pod not found)", t.name, where)
+	}
+	p := t.pod
+	ready := "not ready"
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+			ready = "ready"
+		}
+	}
+	var restarts int32
+	for _, c := range p.Status.ContainerStatuses {
+		restarts += c.RestartCount
+	}
+	s := fmt.Sprintf("%s %s %s %s, %d restarts", p.Name, where, p.Status.Phase, ready, restarts)
+	if node := p.Spec.NodeName; node != "" {
+		s += ", node " + node
+	}
+	if p.Spec.HostNetwork {
+		s += ", hostNetwork"
+	}
+	return s
+}
+
+// endpointTargets are the ready endpoints of a Service's port, with the
+// port number the EndpointSlices give it.
+func endpointTargets(slices []*discoveryv1.EndpointSlice, svc *corev1.Service, port int32) (targets []podTarget, ready, total int) {
+	portName := ""
+	for _, p := range svc.Spec.Ports {
+		if p.Port == port {
+			portName = p.Name
+		}
+	}
+	for _, s := range slices {
+		num := int32(0)
+		for _, p := range s.Ports {
+			if p.Port != nil && (p.Name == nil && portName == "" || p.Name != nil && *p.Name == portName) {
+				num = *p.Port
+			}
+		}
+		for _, e := range s.Endpoints {
+			total++
+			if e.Conditions.Ready != nil && !*e.Conditions.Ready {
+				continue
+			}
+			ready++
+			t := podTarget{port: num}
+			if len(e.Addresses) > 0 {
+				t.addr = e.Addresses[0]
+			}
+			if e.TargetRef != nil && e.TargetRef.Kind == "Pod" {
+				t.name = e.TargetRef.Name
+			}
+			if e.NodeName != nil {
+				t.node = *e.NodeName
+			}
+			targets = append(targets, t)
+		}
+	}
+	return targets, ready, total
+}
+
+// probeResult is what one request through the API server's proxy met.
+type probeResult struct {
+	who string // "service" or the pod's name
+	probe
+}
+
+// probes is step 5: GET /apis/<group>/<version> through the Service's
+// proxy and the proxy of each ready pod (at most maxPodProbes), all at
+// once, each bounded by the prober's timeout.
+func (d *diagnosis) probes(ctx context.Context, proxy ProxyProber, api *apiregv1.APIService, svc *corev1.Service, port int32, targets []podTarget) []probeResult {
+	switch {
+	case svc == nil || proxy == nil:
+		return nil
+	case svc.Spec.Type == corev1.ServiceTypeExternalName:
+		d.add("proxy", StepSkipped, "the API server's service proxy does not dial ExternalName Services; the aggregator's message is the evidence")
+		return nil
+	}
+	path := "/apis/" + api.Spec.Group + "/" + api.Spec.Version
+	var pods []podTarget
+	for _, t := range targets {
+		if t.name != "" && t.port != 0 && len(pods) < maxPodProbes {
+			pods = append(pods, t)
+		}
+	}
+	results := make([]probeResult, 1+len(pods))
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		status, body, err := proxy.ProbeService(ctx, svc.Namespace, svc.Name, port, path)
+		results[0] = probeResult{"service", classifyProbe(api, status, body, err)}
+	})
+	for i, t := range pods {
+		wg.Go(func() {
+			status, body, err := proxy.ProbePod(ctx, svc.Namespace, t.name, t.port, path)
+			results[1+i] = probeResult{"pod " + t.name, classifyProbe(api, status, body, err)}
+		})
+	}
+	wg.Wait()
+
+	outcome := StepOK
+	var lines []string
+	var failed, answered []probeResult
+	for _, r := range results {
+		lines = append(lines, r.who+": "+r.what)
+		if r.outcome != StepOK {
+			outcome = r.outcome
+		}
+		if r.who == "service" {
+			continue
+		}
+		if r.cause != "" {
+			failed = append(failed, r)
+		} else if r.outcome == StepOK {
+			answered = append(answered, r)
+		}
+	}
+	d.add("proxy", outcome, "GET %s through the API server: %s", path, strings.Join(lines, "; "))
+
+	switch {
+	case len(failed) > 0 && len(answered) > 0:
+		var names []string
+		for _, r := range failed {
+			names = append(names, strings.TrimPrefix(r.who, "pod "))
+		}
+		d.cause(rankProbe, "pod-unreachable", fmt.Sprintf("%s: %s, while other pods answer: the aggregator fails whenever it is sent there",
+			strings.Join(names, ", "), failed[0].what),
+			fmt.Sprintf("kubectl -n %s logs %s   # then delete the pod, or fix what keeps it from answering", svc.Namespace, names[0]))
+	case len(failed) > 0:
+		d.cause(rankProbe, failed[0].key, failed[0].cause, failed[0].fix)
+	case results[0].cause != "":
+		d.cause(rankProbe, results[0].key, results[0].cause, results[0].fix)
+	}
+	return results
+}
+
+// rules is step 6: the rules' findings on the state now. A finding whose
+// rule explains an outage is a cause; one that explains only a symptom
+// (GKE's firewall a timeout, missing auth delegation a 401/403) only when
+// that symptom was seen.
+func (d *diagnosis) rules(v Verdict, reviewErr error, seen map[string]bool) {
+	switch {
+	case reviewErr != nil:
+		d.add("rules", StepUnknown, "%v", reviewErr)
+		return
+	case len(v.Findings) == 0:
+		d.add("rules", StepOK, "%d rules found nothing", len(v.Passed))
+		return
+	}
+	var lines []string
+	outcome := StepOK // findings that do not explain an outage (insecureSkipTLSVerify, an expiry ahead) are listed, not failed
+	for _, f := range v.Findings {
+		lines = append(lines, "["+f.Rule+"] "+f.Message)
+		if slices.Contains(causeRules, f.Rule) && !f.Ahead {
+			outcome = StepFailed
+		}
+	}
+	d.add("rules", outcome, "%s", strings.Join(lines, "; "))
+	for _, rule := range causeRules {
+		if symptom, ok := ruleSymptom[rule]; ok && !seen[symptom] {
+			continue
+		}
+		for _, f := range v.Findings {
+			if f.Rule == rule && !f.Ahead {
+				d.cause(rankRule, f.Rule, f.Message, f.Fix)
+			}
+		}
+	}
+}
+
+// ruleSymptom is, for rules whose finding explains only one way of
+// failing, the probe key of that way.
+var ruleSymptom = map[string]string{
+	"apiservice-firewall-port":   "timeout",   // GKE's firewall drops packets
+	"apiservice-auth-delegation": "forbidden", // the adapter answers 401/403
+}
+
+// symptoms are the probe keys of what the aggregator's message and the
+// probes through the API server's proxies show.
+func symptoms(message string, probes []probeResult) map[string]bool {
+	seen := map[string]bool{}
+	if message != "" {
+		seen[classifyMessage(nil, message).key] = true
+	}
+	for _, r := range probes {
+		seen[r.key] = true
+	}
+	delete(seen, "")
+	return seen
+}
+
+// tls is step 7: the aggregator's TLS error. It reached the backend (a TLS
+// handshake happened), so the network path works; what is left is trust
+// (caBundle), names (SANs) or time (expiry).
+func (d *diagnosis) tls(api *apiregv1.APIService, svc *corev1.Service, message string, probes []probeResult) {
+	i := strings.Index(message, "x509: ")
+	if i < 0 {
+		i = strings.Index(message, "tls: ")
+	}
+	if i < 0 {
+		return
+	}
+	tlsErr := message[i:]
+	evidence := "the aggregator's TLS check fails: " + tlsErr
+	for _, r := range probes {
+		if r.reached {
+			evidence += fmt.Sprintf("; the backend answers the API server's proxy (which does not verify certificates): %s", r.what)
+			break
+		}
+	}
+	d.add("tls", StepFailed, "%s", evidence)
+	name := api.Spec.Service.Name + "." + api.Spec.Service.Namespace + ".svc"
+	switch {
+	case strings.Contains(tlsErr, "unknown authority"):
+		d.cause(rankTLS, "cabundle-untrusted", "the APIService's caBundle does not trust the backend's serving certificate",
+			"put the CA that issued the serving certificate into spec.caBundle: with cert-manager, annotate the APIService cert-manager.io/inject-ca-from=<namespace>/<certificate>; else "+
+				`kubectl patch apiservice `+api.Name+` --type merge -p '{"spec":{"caBundle":"'"$(base64 -w0 ca.crt)"'"}}'`)
+	case strings.Contains(tlsErr, "valid for") || strings.Contains(tlsErr, "not valid for any names") || strings.Contains(tlsErr, "IP SANs"):
+		d.cause(rankTLS, "serving-cert-san", fmt.Sprintf("the backend's serving certificate does not name %s, the name the aggregator checks", name),
+			fmt.Sprintf("reissue the serving certificate with the DNS name %s (cert-manager: spec.dnsNames)", name))
+	case strings.Contains(tlsErr, "expired or is not yet valid"):
+		d.cause(rankTLS, "serving-cert-expired", "the backend's serving certificate has expired (or is not yet valid)",
+			"renew the serving certificate, and restart the adapter if it reads it only at start")
+	default:
+		d.cause(rankTLS, "tls", "the TLS handshake with the backend fails: "+tlsErr,
+			"check the adapter's serving certificate and the APIService's caBundle")
+	}
+}
+
+// noAgent is what konnectivity answers when no agent can carry a request.
+const noAgent = "no agent available"
+
+// konnectivity is step 8: where the API server reaches pods through
+// konnectivity agents (or its error says it tried), are they running and
+// ready, and does the k0s worker-config turn them on.
+func (d *diagnosis) konnectivity(ctx context.Context, cp policies.ControlPlane, view cluster.View, reader client.Reader, message string) {
+	said := strings.Contains(strings.ToLower(message), noAgent)
+	sel := labels.SelectorFromSet(cp.AgentLabels())
+	agents, err := view.Pods(ctx, cp.AgentNamespace(), sel)
+	if err != nil {
+		agents = nil
+	}
+	workers := workerKonnectivity(ctx, reader)
+	if !said && len(agents) == 0 && len(workers) == 0 {
+		return // no konnectivity in this cluster's path
+	}
+	ready := 0
+	for _, p := range agents {
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+				ready++
+			}
+		}
+	}
+	evidence := fmt.Sprintf("%d agents (%s in %s), %d ready", len(agents), sel, cp.AgentNamespace(), ready)
+	disabled := ""
+	for _, w := range workers {
+		evidence += "; " + w.text
+		if w.disabled && disabled == "" {
+			disabled = w.name
+		}
+	}
+	if said {
+		evidence += `; the aggregator's error says "No agent available"`
+	}
+	failed := said || len(agents) > 0 && ready == 0
+	if !failed {
+		d.add("konnectivity", StepOK, "%s", evidence)
+		return
+	}
+	d.add("konnectivity", StepFailed, "%s", evidence)
+	agentsCmd := fmt.Sprintf("kubectl -n %s get pods -l %s -o wide", cp.AgentNamespace(), sel)
+	switch {
+	case len(agents) == 0 && disabled != "":
+		d.cause(rankPath, "konnectivity", fmt.Sprintf("konnectivity carries the API server's requests to pods, and no agent runs: the k0s worker-config %s turns konnectivity off", disabled),
+			"enable konnectivity in the worker profile (its worker-config's konnectivity value must say \"enabled\":true), then check: "+agentsCmd)
+	case len(agents) == 0:
+		d.cause(rankPath, "konnectivity", "konnectivity carries the API server's requests to pods, and no agent runs",
+			"deploy the konnectivity agents (k0s: every worker runs them when its profile enables konnectivity), then check: "+agentsCmd)
+	case ready == 0:
+		d.cause(rankPath, "konnectivity", "no konnectivity agent is ready: the API server cannot reach any pod",
+			fmt.Sprintf("kubectl -n %s logs -l %s   # the agents must reach the controllers on the agent port (k0s: 8132)", cp.AgentNamespace(), sel))
+	default:
+		d.cause(rankPath, "konnectivity", "the konnectivity agents run but none carries the API server's requests (\"No agent available\")",
+			fmt.Sprintf("kubectl -n %s logs -l %s   # the agents must reach every controller on the agent port (k0s: 8132)", cp.AgentNamespace(), sel))
+	}
+}
+
+// workerConfig is a k0s worker-config's konnectivity setting, as evidence.
+type workerConfig struct {
+	name, text string
+	disabled   bool
+}
+
+// workerKonnectivity reads the konnectivity value of k0s's worker-configs.
+func workerKonnectivity(ctx context.Context, reader client.Reader) []workerConfig {
+	if reader == nil {
+		return nil
+	}
+	var list corev1.ConfigMapList
+	if err := reader.List(ctx, &list, client.InNamespace(k0s.Namespace)); err != nil {
+		return nil
+	}
+	var out []workerConfig
+	for i := range list.Items {
+		cm := &list.Items[i]
+		if !k0s.IsWorkerConfig(cm.Name, cm.Labels) {
+			continue
+		}
+		value, ok := cm.Data[k0s.WorkerKonnectivityKey]
+		w := workerConfig{name: cm.Name}
+		switch k, err := k0s.ParseWorkerKonnectivity(value); {
+		case !ok:
+			w.text = cm.Name + ": no konnectivity entry"
+		case err != nil:
+			w.text, w.disabled = fmt.Sprintf("%s: %v", cm.Name, err), true
+		case !k.Enabled:
+			w.text, w.disabled = cm.Name+": konnectivity disabled", true
+		default:
+			w.text = fmt.Sprintf("%s: konnectivity enabled, agentPort %d", cm.Name, k.AgentPort)
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+// httpProxy is step 9: the API server sends its requests to backends
+// through an HTTP proxy from its environment (HTTPS_PROXY), which cannot
+// reach the cluster's addresses.
+func (d *diagnosis) httpProxy(message string) {
+	i := strings.Index(message, "proxyconnect ")
+	if i < 0 {
+		return
+	}
+	d.add("http-proxy", StepFailed, "the API server dials the backend through an HTTP proxy: %s", message[i:])
+	d.cause(rankPath, "http-proxy", "kube-apiserver sends its requests to the backend through the HTTP proxy of its environment (HTTPS_PROXY), which does not reach the cluster's addresses",
+		"add the Service and pod CIDRs and .svc to NO_PROXY in kube-apiserver's environment (e.g. NO_PROXY=.svc,.cluster.local,10.96.0.0/12,10.244.0.0/16), then restart it")
+}
+
+// maxTerminatingShown bounds the namespaces named.
+const maxTerminatingShown = 5
+
+// terminating is step 10: namespaces that cannot finish deleting because
+// discovery of this group/version fails (NamespaceDeletionDiscoveryFailure).
+func (d *diagnosis) terminating(ctx context.Context, reader client.Reader, api *apiregv1.APIService) {
+	if reader == nil || d.Available {
+		return
+	}
+	var list corev1.NamespaceList
+	if err := reader.List(ctx, &list, client.MatchingFields{"status.phase": string(corev1.NamespaceTerminating)}); err != nil {
+		d.add("namespaces", StepUnknown, "listing namespaces stuck Terminating: %v", err)
+		return
+	}
+	gv := api.Spec.Group + "/" + api.Spec.Version
+	var stuck []string
+	for _, ns := range list.Items {
+		for _, c := range ns.Status.Conditions {
+			if c.Type == corev1.NamespaceDeletionDiscoveryFailure && c.Status == corev1.ConditionTrue && strings.Contains(c.Message, gv) {
+				stuck = append(stuck, ns.Name)
+			}
+		}
+	}
+	if len(stuck) == 0 {
+		return
+	}
+	shown := stuck[:min(len(stuck), maxTerminatingShown)]
+	more := ""
+	if len(stuck) > len(shown) {
+		more = fmt.Sprintf(" and %d more", len(stuck)-len(shown))
+	}
+	d.add("namespaces", StepFailed, "%d namespaces stuck Terminating because discovery of %s fails: %s%s (they finish once it is Available or the APIService is deleted)",
+		len(stuck), gv, strings.Join(shown, ", "), more)
+}
+
+// classifyMessage classifies the aggregator's message as a probe: its dial
+// error, or the status a backend answered.
+func classifyMessage(api *apiregv1.APIService, message string) probe {
+	status := 0
+	if m := badStatus.FindStringSubmatch(message); m != nil {
+		status, _ = strconv.Atoi(m[1])
+	}
+	return classifyProbe(api, status, "", errors.New(message))
 }
 
 // badStatus finds the HTTP status in the aggregator's message about a
@@ -228,50 +701,68 @@ var badStatus = regexp.MustCompile(`bad status from \S+: (\d{3})`)
 var causeRules = []string{
 	"apiservice-backend-missing", "apiservice-port-mismatch", "apiservice-cabundle-mismatch",
 	"apiservice-serving-cert-san", "apiservice-cabundle-invalid", "apiservice-unreachable",
-	"apiservice-firewall-port", "apiservice-no-ready-endpoints", "apiservice-auth-delegation",
+	firewallRule, "apiservice-no-ready-endpoints", "apiservice-auth-delegation",
 }
 
-// probeKey is the CauseKey of a cause classifyProbe gave.
-func probeKey(cause string) string {
-	switch {
-	case strings.HasPrefix(cause, "connection refused"):
-		return "connection-refused"
-	case strings.HasPrefix(cause, "timed out"):
-		return "timeout"
-	case strings.Contains(cause, "auth delegation"):
-		return "forbidden"
-	case strings.Contains(cause, "does not serve"):
-		return "not-served"
-	}
-	return "unknown"
+// firewallRule is the rule about GKE's control-plane firewall.
+const firewallRule = "apiservice-firewall-port"
+
+// probe is what a request through the API server's proxy met, classified.
+type probe struct {
+	outcome Outcome
+	what    string // what happened, short
+	// key, cause and fix name the cause it shows; "" when it shows none.
+	key, cause, fix string
+	// reached is set when the backend itself answered (any HTTP status
+	// that is not the proxy's own error).
+	reached bool
 }
 
-// classifyProbe tells network failures (refused, timeout) from HTTP ones
-// (401/403: auth delegation; 404: the group is not served).
-func classifyProbe(api *apiregv1.APIService, status int, body string, err error) (o Outcome, what, cause, fix string) {
+// classifyProbe tells network failures (refused, timeout, no route) from
+// HTTP ones (401/403: auth delegation; 404: the group is not served) and
+// from the proxy's own refusals.
+func classifyProbe(api *apiregv1.APIService, status int, body string, err error) probe {
 	msg := strings.ToLower(body)
 	if err != nil {
 		msg = strings.ToLower(err.Error() + " " + body)
 	}
 	switch {
 	case strings.Contains(msg, "connection refused"):
-		return StepFailed, "connection refused", "connection refused: nothing listens on the backend's port, the adapter is down or listens elsewhere",
-			"check the adapter's logs and that its container port matches the Service's targetPort"
+		return probe{outcome: StepFailed, what: "connection refused", key: "connection-refused",
+			cause: "connection refused: nothing listens on the backend's port, the adapter is down or listens elsewhere",
+			fix:   "check the adapter's logs and that its container port matches the Service's targetPort"}
+	case strings.Contains(msg, "no route to host") || strings.Contains(msg, "network is unreachable"):
+		return probe{outcome: StepFailed, what: "no route to host", key: "no-route",
+			cause: "no route from the API server to the backend: the control plane is not on the pod network (a managed or external control plane with an overlay CNI)",
+			fix:   "run the adapter with hostNetwork: true (on a port free on every node), or give the control plane a way into the pod network (konnectivity)"}
 	case strings.Contains(msg, "timeout") || strings.Contains(msg, "deadline exceeded"):
-		return StepFailed, "timed out", "timed out: the API server cannot reach the backend in time, the adapter hangs or the network drops the traffic",
-			"check the adapter, NetworkPolicies in front of it, and firewalls between the control plane and the pods"
-	case status == 401 || status == 403:
-		return StepFailed, fmt.Sprintf("HTTP %d", status), "the adapter refuses the API server's requests: it cannot authenticate them (auth delegation)",
-			"bind the adapter's ServiceAccount to system:auth-delegator and, in kube-system, extension-apiserver-authentication-reader"
-	case status == 404:
-		return StepFailed, "HTTP 404", fmt.Sprintf("the backend does not serve %s/%s: another program answers on that Service", api.Spec.Group, api.Spec.Version),
-			"point the APIService at the adapter that serves the group"
-	case err != nil:
-		return StepUnknown, shorten.String(err.Error(), 200), "", ""
+		return probe{outcome: StepFailed, what: "timed out", key: "timeout",
+			cause: "timed out: the API server cannot reach the backend in time, the adapter hangs or the network drops the traffic",
+			fix:   "check the adapter, NetworkPolicies in front of it, and firewalls between the control plane and the pods"}
+	case strings.Contains(msg, "no endpoints available"):
+		return probe{outcome: StepFailed, what: "no endpoints available (the proxy's answer)"}
+	case status == http.StatusBadRequest && strings.Contains(msg, "address not allowed"):
+		return probe{outcome: StepUnknown, what: "the API server does not proxy to this address (loopback or link-local)"}
+	case status == http.StatusServiceUnavailable && strings.Contains(msg, "error trying to reach"):
+		return probe{outcome: StepFailed, what: "the proxy cannot reach it: " + shorten.String(body, 160)}
+	case err != nil && status == 0:
+		return probe{outcome: StepUnknown, what: shorten.String(err.Error(), 200)}
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return probe{outcome: StepFailed, what: fmt.Sprintf("HTTP %d", status), key: "forbidden", reached: true,
+			cause: "the adapter refuses the API server's requests: it cannot authenticate them (auth delegation)",
+			fix:   "bind the adapter's ServiceAccount to system:auth-delegator and, in kube-system, extension-apiserver-authentication-reader"}
+	case status == http.StatusNotFound:
+		gv := ""
+		if api != nil {
+			gv = api.Spec.Group + "/" + api.Spec.Version
+		}
+		return probe{outcome: StepFailed, what: "HTTP 404", key: "not-served", reached: true,
+			cause: fmt.Sprintf("the backend does not serve %s: another program answers on that Service", gv),
+			fix:   "point the APIService at the adapter that serves the group"}
 	case status >= 200 && status < 300:
-		return StepOK, fmt.Sprintf("HTTP %d", status), "", ""
+		return probe{outcome: StepOK, what: fmt.Sprintf("HTTP %d", status), reached: true}
 	}
-	return StepFailed, fmt.Sprintf("HTTP %d: %s", status, shorten.String(body, 120)), "", ""
+	return probe{outcome: StepFailed, what: fmt.Sprintf("HTTP %d: %s", status, shorten.String(body, 120)), reached: status != 0}
 }
 
 // Available reports whether the aggregator's Available condition of api is
@@ -298,11 +789,12 @@ const (
 )
 
 // otherRelease says when the APIService and its Service belong to
-// different Helm releases: two installations (KEDA twice, or
-// prometheus-adapter and metrics-server) claiming one APIService name, the
-// last one installed having taken it over. "" when they agree or either
-// has no release.
-func otherRelease(apiAnn, svcAnn map[string]string) string {
+// different installations: two Helm releases (KEDA twice, or
+// prometheus-adapter and metrics-server claiming one APIService name, the
+// last one installed having taken it over), or an APIService of a release
+// pointing at a Service in another namespace than the release's. "" when
+// they agree or the APIService has no release.
+func otherRelease(apiAnn, svcAnn map[string]string, svcNamespace string) string {
 	release := func(a map[string]string) string {
 		if a[helmReleaseName] == "" {
 			return ""
@@ -310,10 +802,15 @@ func otherRelease(apiAnn, svcAnn map[string]string) string {
 		return a[helmReleaseNamespace] + "/" + a[helmReleaseName]
 	}
 	ar, sr := release(apiAnn), release(svcAnn)
-	if ar == "" || sr == "" || ar == sr {
+	switch {
+	case ar == "" || ar == sr:
 		return ""
+	case sr != "":
+		return fmt.Sprintf("the APIService belongs to Helm release %s, its Service to %s: two installations claim this APIService", ar, sr)
+	case apiAnn[helmReleaseNamespace] != "" && apiAnn[helmReleaseNamespace] != svcNamespace:
+		return fmt.Sprintf("the APIService belongs to Helm release %s, but its Service is in namespace %s: another installation's", ar, svcNamespace)
 	}
-	return fmt.Sprintf("the APIService belongs to Helm release %s, its Service to %s: two installations claim this APIService", ar, sr)
+	return ""
 }
 
 // describeService says how the Service maps the APIService's port.
@@ -327,23 +824,6 @@ func describeService(svc *corev1.Service, port int32) string {
 		}
 	}
 	return fmt.Sprintf("no port %d (ports: %d)", port, len(svc.Spec.Ports))
-}
-
-// readyEndpoints counts the ready endpoints of a Service's EndpointSlices.
-func readyEndpoints(ctx context.Context, view cluster.View, ns, name string) (ready, total int, err error) {
-	slices, err := view.EndpointSlices(ctx, ns, name)
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, s := range slices {
-		for _, e := range s.Endpoints {
-			total++
-			if e.Conditions.Ready == nil || *e.Conditions.Ready {
-				ready++
-			}
-		}
-	}
-	return ready, total, nil
 }
 
 // selectorString renders a Service selector as kubectl's -l takes it.

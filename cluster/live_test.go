@@ -435,7 +435,11 @@ func TestTransformPod(t *testing.T) {
 	in.Spec.InitContainers = []corev1.Container{{Name: "sidecar", RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
 		Command: []string{"run"}, Ports: []corev1.ContainerPort{{ContainerPort: 9443}}}}
 	in.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.7", HostIP: "192.168.0.10",
-		Conditions: []corev1.PodCondition{{Type: corev1.PodReady}}, ContainerStatuses: []corev1.ContainerStatus{{Name: "server"}}}
+		Conditions: []corev1.PodCondition{
+			{Type: corev1.PodScheduled, Status: corev1.ConditionTrue},
+			{Type: corev1.PodReady, Status: corev1.ConditionTrue, Message: "long text", LastTransitionTime: metav1.Now()},
+		},
+		ContainerStatuses: []corev1.ContainerStatus{{Name: "server", Ready: true, RestartCount: 3, Image: "keda", ImageID: "sha256:..."}}}
 	out, err := TransformPod(in)
 	if err != nil {
 		t.Fatal(err)
@@ -454,7 +458,9 @@ func TestTransformPod(t *testing.T) {
 				}}},
 			},
 		},
-		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.7", HostIP: "192.168.0.10"},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.7", HostIP: "192.168.0.10",
+			Conditions:        []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
+			ContainerStatuses: []corev1.ContainerStatus{{Name: "server", Ready: true, RestartCount: 3}}},
 	}
 	if diff := cmp.Diff(any(want), out); diff != "" {
 		t.Errorf("TransformPod (-want +got):\n%s", diff)

@@ -9,8 +9,9 @@ import (
 // TransformPod is the cache transform for Pods: it keeps what rules read
 // (name, namespace, labels, owners; nodeName, hostNetwork, serviceAccountName;
 // each container's name and ports; Secret and projected Secret volumes;
-// phase and pod/host IPs) and drops the rest (annotations, managedFields, env,
-// command, args, probes, resources, conditions, container statuses...).
+// phase, pod/host IPs, the Ready condition and each container's restarts,
+// which a diagnosis shows) and drops the rest (annotations, managedFields,
+// env, command, args, probes, resources, other conditions, images...).
 // Objects of other types pass through unchanged.
 func TransformPod(in any) (any, error) {
 	pod, ok := in.(*corev1.Pod)
@@ -36,9 +37,33 @@ func TransformPod(in any) (any, error) {
 		Status: corev1.PodStatus{
 			Phase: pod.Status.Phase, HostIP: pod.Status.HostIP, HostIPs: pod.Status.HostIPs,
 			PodIP: pod.Status.PodIP, PodIPs: pod.Status.PodIPs,
+			Conditions:        readyOnly(pod.Status.Conditions),
+			ContainerStatuses: restartsOnly(pod.Status.ContainerStatuses),
 		},
 	}
 	return out, nil
+}
+
+// readyOnly keeps the Ready condition, its status only.
+func readyOnly(cs []corev1.PodCondition) []corev1.PodCondition {
+	for _, c := range cs {
+		if c.Type == corev1.PodReady {
+			return []corev1.PodCondition{{Type: c.Type, Status: c.Status}}
+		}
+	}
+	return nil
+}
+
+// restartsOnly keeps each container's name, readiness and restart count.
+func restartsOnly(cs []corev1.ContainerStatus) []corev1.ContainerStatus {
+	if len(cs) == 0 {
+		return nil
+	}
+	out := make([]corev1.ContainerStatus, len(cs))
+	for i, c := range cs {
+		out[i] = corev1.ContainerStatus{Name: c.Name, Ready: c.Ready, RestartCount: c.RestartCount}
+	}
+	return out
 }
 
 // portsOnly keeps each container's name, ports and restart policy (a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -177,9 +178,29 @@ func firewallPortRule() Rule {
 			}
 			return []Result{{
 				Message: fmt.Sprintf("on GKE the control plane reaches pods on 443 and 10250 only; the backend listens on %d", port),
-				Fix:     fmt.Sprintf("add a firewall rule from the master CIDR to the nodes on tcp:%d", port),
+				Fix:     gkeFirewallFix(f.review.controlPlane.CIDRs, port),
 			}}
 		})
+}
+
+// gkeFirewallFix is the gcloud command that opens port on the nodes to the
+// control plane: from the configured control-plane CIDRs (GKE's
+// master-ipv4-cidr), else a placeholder that says where to find it.
+func gkeFirewallFix(cidrs []netip.Prefix, port int32) string {
+	src := "<MASTER_IPV4_CIDR>"
+	if len(cidrs) > 0 {
+		parts := make([]string, len(cidrs))
+		for i, p := range cidrs {
+			parts[i] = p.String()
+		}
+		src = strings.Join(parts, ",")
+	}
+	cmd := fmt.Sprintf("gcloud compute firewall-rules create allow-control-plane-tcp-%d --direction INGRESS --network <NETWORK> --source-ranges %s --target-tags <NODE_TAG> --allow tcp:%d",
+		port, src, port)
+	if len(cidrs) == 0 {
+		cmd += "   # MASTER_IPV4_CIDR: gcloud container clusters describe CLUSTER --format 'value(privateClusterConfig.masterIpv4CidrBlock)'"
+	}
+	return cmd + "   # NODE_TAG: the nodes' network tag (gke-CLUSTER-...-node)"
 }
 
 // onGKE reports whether any node carries GKE's node-pool label or a gce://

@@ -823,7 +823,7 @@ func TestFirewallPort(t *testing.T) {
 			name:     "GKE by node pool label, pod port 6443",
 			mutate:   (*fixture).onGKE,
 			want:     policies.Warn,
-			mentions: []string{"listens on 6443", "tcp:6443"},
+			mentions: []string{"listens on 6443", "gcloud compute firewall-rules create", "--allow tcp:6443", "<MASTER_IPV4_CIDR>"},
 		},
 		{
 			name: "GKE by providerID",

@@ -109,6 +109,7 @@ func expiryResults(f *backendFacts, bundle []*x509.Certificate) []Result {
 			Message:  fmt.Sprintf("caBundle expires in %s: its longest-lived certificate is %s", humanDuration(best), certs.Describe(bestCert)),
 			Fix:      "rotate the adapter's CA and update spec.caBundle",
 			Advisory: true,
+			Ahead:    true,
 		}}
 	}
 	return nil

@@ -45,8 +45,8 @@ func (c ControlPlane) AgentNamespace() string {
 	return c.KonnectivityAgentNamespace
 }
 
-// agentLabels is the konnectivity agents' label selector, defaulted.
-func (c ControlPlane) agentLabels() map[string]string {
+// AgentLabels is the konnectivity agents' label selector, defaulted.
+func (c ControlPlane) AgentLabels() map[string]string {
 	if len(c.KonnectivityAgentSelector) == 0 {
 		return map[string]string{defaultKonnectivityLabel: defaultKonnectivityValue}
 	}

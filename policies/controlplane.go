@@ -209,7 +209,7 @@ func internalIP(n *corev1.Node) netip.Addr {
 // agentPeer is the peer admitting pod-network konnectivity agents: their
 // namespace by name and their labels.
 func agentPeer(cp ControlPlane) string {
-	l := cp.agentLabels()
+	l := cp.AgentLabels()
 	pairs := make([]string, 0, len(l))
 	for _, k := range slices.Sorted(maps.Keys(l)) {
 		pairs = append(pairs, k+": "+l[k])
@@ -222,7 +222,7 @@ func agentPeer(cp ControlPlane) string {
 // labels.
 func konnectivityAgents(ctx context.Context, r *Review, v cluster.View) ([]*corev1.Pod, map[string]string) {
 	ns := r.controlPlane.AgentNamespace()
-	pods, _ := v.Pods(ctx, ns, labels.SelectorFromSet(r.controlPlane.agentLabels()))
+	pods, _ := v.Pods(ctx, ns, labels.SelectorFromSet(r.controlPlane.AgentLabels()))
 	var nsLabels map[string]string
 	if n, err := v.Namespace(ctx, ns); err == nil {
 		nsLabels = n.Labels

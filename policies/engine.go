@@ -125,6 +125,7 @@ func (e *Engine) Evaluate(ctx context.Context, r *Review, v cluster.View) []Find
 				Message: res.Message,
 				Fix:     res.Fix,
 				Detail:  res.Detail,
+				Ahead:   res.Ahead,
 			})
 		}
 	}

@@ -134,6 +134,9 @@ type Result struct {
 	// not sure enough of to deny (for example an expiring, not yet expired,
 	// certificate).
 	Advisory bool
+	// Ahead marks a result about what has not happened yet (a certificate
+	// that will expire): it cannot explain an outage now.
+	Ahead bool
 }
 
 // Finding is one rule's verdict on one review, with the action to take.
@@ -144,6 +147,9 @@ type Finding struct {
 	Message string    `json:"message"`
 	Fix     string    `json:"fix,omitempty"`
 	Detail  string    `json:"detail,omitempty"`
+	// Ahead is set when the finding is about what has not happened yet
+	// (see Result.Ahead).
+	Ahead bool `json:"ahead,omitempty"`
 }
 
 // String renders the finding as "[rule] message Fix: fix".

@@ -20,23 +20,27 @@ import (
 	"apiservice-guard.io/apiservice-guard/test/harness"
 )
 
-// diagnoseUser is a user bound only to the ClusterRole of
-// manifests/diagnose: diagnose must work with exactly that access.
+// diagnoseUser is a user bound only to the ClusterRole and the kube-system
+// Role of manifests/diagnose: diagnose must work with exactly that access.
 var diagnoseUser = sync.OnceValues(func() (string, error) {
 	out, err := suite.KubectlCommand(context.Background(), "apply", "-f", repoPath("manifests", "diagnose", "clusterrole.yaml")).CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("applying the diagnose ClusterRole: %w\n%s", err, out)
 	}
-	out, err = suite.KubectlCommand(context.Background(), "create", "clusterrolebinding", "e2e-diagnose",
-		"--clusterrole=apiservice-guard-diagnose", "--user=e2e-diagnose").CombinedOutput()
-	if err != nil && !strings.Contains(string(out), "already exists") {
-		return "", fmt.Errorf("binding it: %w\n%s", err, out)
+	for _, bind := range [][]string{
+		{"create", "clusterrolebinding", "e2e-diagnose", "--clusterrole=apiservice-guard-diagnose", "--user=e2e-diagnose"},
+		{"-n", "kube-system", "create", "rolebinding", "e2e-diagnose", "--role=apiservice-guard-diagnose", "--user=e2e-diagnose"},
+	} {
+		out, err = suite.KubectlCommand(context.Background(), bind...).CombinedOutput()
+		if err != nil && !strings.Contains(string(out), "already exists") {
+			return "", fmt.Errorf("binding it: %w\n%s", err, out)
+		}
 	}
 	return suite.UserKubeconfig("e2e-diagnose")
 })
 
 // diagnose runs `apiservice-guard diagnose` as a user with the diagnose
-// ClusterRole only, and returns its exit code and output.
+// ClusterRole and Role only, and returns its exit code and output.
 func diagnose(t *testing.T, args ...string) (int, string) {
 	t.Helper()
 	kubeconfig, err := diagnoseUser()
@@ -106,7 +110,9 @@ func staleCABundle(t *testing.T, name string) (*adapter.Adapter, *apiregv1.APISe
 func TestDiagnoseWrongCABundle(t *testing.T) {
 	dumpGuardLogsOnFailure(t)
 	a, api := staleCABundle(t, "diag-ca")
-	wantCause(t, api.Name, "caBundle does not verify the serving certificate")
+	// diagnose does not dial the backend (--backend-dial=none): the
+	// aggregator's x509 error is the evidence.
+	wantCause(t, api.Name, "the APIService's caBundle does not trust the backend's serving certificate")
 
 	if err := setCABundle(t.Context(), api.Name, a.CA().CertPEM()); err != nil {
 		t.Fatal(err)

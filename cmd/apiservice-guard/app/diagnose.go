@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"apiservice-guard.io/apiservice-guard/audit"
 	"apiservice-guard.io/apiservice-guard/cluster"
@@ -28,6 +29,7 @@ type diagnoseOptions struct {
 	output            string
 	all               bool
 	controlPlaneCIDRs []string
+	backendDial       string
 }
 
 func newDiagnoseCommand() *cobra.Command {
@@ -49,6 +51,8 @@ func newDiagnoseCommand() *cobra.Command {
 	f.StringVarP(&o.output, "output", "o", "text", "text or json")
 	f.BoolVar(&o.all, "all", false, "diagnose every APIService backed by a Service, Available or not")
 	f.StringArrayVar(&o.controlPlaneCIDRs, "control-plane-cidr", nil, "CIDR the control plane connects from (repeatable)")
+	f.StringVar(&o.backendDial, "backend-dial", cluster.DialNone,
+		"how to dial backends to read the serving certificates they present: none (the default: a machine off the pod network would reach something else), direct (run on the pod network), or an HTTP CONNECT proxy into it (http://HOST:PORT or unix:///PATH)")
 	return cmd
 }
 
@@ -58,6 +62,10 @@ func runDiagnose(ctx context.Context, o *diagnoseOptions, names []string, stdout
 		return usage(fmt.Errorf("-o %q: want text or json", o.output))
 	}
 	cidrs, err := parseCIDRs(o.controlPlaneCIDRs)
+	if err != nil {
+		return usage(err)
+	}
+	dial, err := cluster.BackendDialer(o.backendDial)
 	if err != nil {
 		return usage(err)
 	}
@@ -82,7 +90,10 @@ func runDiagnose(ctx context.Context, o *diagnoseOptions, names []string, stdout
 	}
 	liveCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	live, err := cluster.StartLive(liveCtx, restCfg, cluster.LiveOptions{SyncTimeout: 30 * time.Second})
+	live, err := cluster.StartLive(liveCtx, restCfg, cluster.LiveOptions{
+		SyncTimeout: 30 * time.Second,
+		Prober:      cluster.NewProber(cluster.ProberOptions{Dial: dial}),
+	})
 	if err != nil {
 		return usage(fmt.Errorf("reading the cluster: %w", err))
 	}
@@ -111,10 +122,20 @@ func runDiagnose(ctx context.Context, o *diagnoseOptions, names []string, stdout
 		}
 		slices.SortFunc(targets, func(a, b *apiregv1.APIService) int { return strings.Compare(a.Name, b.Name) })
 	}
-	proxy := audit.ServiceProxy{Client: clients.CoreV1().RESTClient()}
+	proxy, err := audit.NewAPIServerProxy(restCfg, time.Second)
+	if err != nil {
+		return usage(err)
+	}
+	// Namespaces and kube-system's ConfigMaps are listed uncached, once
+	// per diagnosis.
+	reader, err := client.New(restCfg, client.Options{Scheme: cluster.NewScheme()})
+	if err != nil {
+		return usage(err)
+	}
+	ev := audit.Evidence{Proxy: proxy, Reader: reader}
 	out := make([]audit.Diagnosis, 0, len(targets))
 	for _, api := range targets {
-		out = append(out, audit.Diagnose(ctx, engine, live, proxy, api))
+		out = append(out, audit.Diagnose(ctx, engine, live, ev, api))
 	}
 	if err := writeDiagnoses(stdout, o.output, out); err != nil {
 		return err

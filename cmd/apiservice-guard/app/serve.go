@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -54,6 +53,7 @@ type serveOptions struct {
 	auditInterval   time.Duration
 	reportAPI       string
 	auditMaxResults int
+	backendDial     string
 }
 
 func newServeCommand() *cobra.Command {
@@ -87,6 +87,8 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&o.reportAPI, "report-api", string(audit.APIAuto),
 		"where audit results go: auto (openreports.io if served, else wgpolicyk8s.io, else none), openreports, wgpolicyk8s or none")
 	f.IntVar(&o.auditMaxResults, "audit-max-results", 50, "most results in one audit report; the rest are counted in an annotation")
+	f.StringVar(&o.backendDial, "backend-dial", cluster.DialDirect,
+		"how the guard dials backends to read the serving certificates they present: direct (from its pod), none, or an HTTP CONNECT proxy into the pod network (http://HOST:PORT or unix:///PATH)")
 	goflags := flag.NewFlagSet("zap", flag.ContinueOnError)
 	o.zap.BindFlags(goflags)
 	f.AddGoFlagSet(goflags)
@@ -124,6 +126,10 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if o.auditMaxResults < 1 {
 		return usage(fmt.Errorf("--audit-max-results %d: must be at least 1", o.auditMaxResults))
 	}
+	dial, err := cluster.BackendDialer(o.backendDial)
+	if err != nil {
+		return usage(err)
+	}
 	engine, err := policies.NewEngine(cfg, rules)
 	if err != nil {
 		return usage(err)
@@ -140,7 +146,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if err != nil {
 		return usage(err)
 	}
-	live, err := wire(ctx, mgr, engine)
+	live, err := wire(ctx, mgr, engine, dial)
 	if err != nil {
 		return usage(err)
 	}
@@ -184,11 +190,14 @@ func newManager(restCfg *rest.Config, o *serveOptions) (manager.Manager, error) 
 
 // wire connects the live view, the validator and the health checks to mgr.
 // Readiness turns true only once the webhook serves and the caches synced.
-func wire(ctx context.Context, mgr manager.Manager, engine *policies.Engine) (*cluster.Live, error) {
+func wire(ctx context.Context, mgr manager.Manager, engine *policies.Engine, dial cluster.DialFunc) (*cluster.Live, error) {
 	// Secrets and Certificates are read again by name every 10 s: with the
 	// audit's review of every APIService every 5 s, a rotated serving
 	// certificate's Secret shows in the reports within 15 s.
-	live, err := cluster.NewLive(ctx, mgr.GetCache(), mgr.GetAPIReader(), cluster.LiveOptions{ObjectTTL: 10 * time.Second})
+	live, err := cluster.NewLive(ctx, mgr.GetCache(), mgr.GetAPIReader(), cluster.LiveOptions{
+		ObjectTTL: 10 * time.Second,
+		Prober:    cluster.NewProber(cluster.ProberOptions{Dial: dial}),
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -244,13 +253,13 @@ func setupAudit(ctx context.Context, mgr manager.Manager, engine *policies.Engin
 	if err != nil {
 		return err
 	}
-	clients, err := kubernetes.NewForConfig(mgr.GetConfig())
+	proxy, err := audit.NewAPIServerProxy(mgr.GetConfig(), time.Second)
 	if err != nil {
 		return err
 	}
 	a, err := audit.New(audit.Options{
 		Engine: engine, View: live,
-		Proxy:    audit.ServiceProxy{Client: clients.CoreV1().RESTClient()},
+		Evidence: audit.Evidence{Proxy: proxy, Reader: mgr.GetAPIReader()},
 		Sources:  audit.Sources{Cache: mgr.GetCache(), Reader: mgr.GetAPIReader()},
 		Reports:  audit.ReportOptions{Client: mgr.GetClient(), Mapper: mgr.GetRESTMapper(), API: api, MaxResults: o.auditMaxResults},
 		Synced:   live.WaitForCacheSync,
