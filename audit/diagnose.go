@@ -52,9 +52,12 @@ type Diagnosis struct {
 	// evidence does not settle it, Cause says so and RuledOut lists what
 	// was checked and found fine.
 	Cause string `json:"cause"`
-	// CauseKey names the kind of cause, for metrics: "service-missing",
-	// "no-endpoints", a rule's name, "connection-refused", "timeout",
-	// "forbidden", "not-served", or "unknown".
+	// CauseKey names the kind of cause, for metrics: "namespace-gone",
+	// "service-missing", "no-endpoints", a rule's name,
+	// "cabundle-untrusted", "serving-cert-san", "serving-cert-expired",
+	// "tls", "konnectivity", "http-proxy", "pod-unreachable",
+	// "connection-refused", "no-route", "timeout", "forbidden",
+	// "not-served", or "unknown".
 	CauseKey string   `json:"causeKey"`
 	Fix      string   `json:"fix"`
 	RuledOut []string `json:"ruledOut,omitempty"`

@@ -197,7 +197,9 @@ func TestLiveReads(t *testing.T) {
 	create(t, admin, append(objs, crb, node, api)...)
 	pod := objs[4].(*corev1.Pod)
 	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.7", PodIPs: []corev1.PodIP{{IP: "10.0.0.7"}},
-		HostIP: "192.168.0.10", Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
+		HostIP: "192.168.0.10", Conditions: []corev1.PodCondition{
+			{Type: corev1.PodScheduled, Status: corev1.ConditionTrue},
+			{Type: corev1.PodReady, Status: corev1.ConditionTrue, Reason: "Started", Message: "ready"}}}
 	if err := admin.Status().Update(t.Context(), pod); err != nil {
 		t.Fatal(err)
 	}
@@ -282,8 +284,9 @@ func TestLiveReads(t *testing.T) {
 		if c.Ports[0].ContainerPort != 6443 || c.Env != nil || c.Args != nil || c.Image != "" {
 			t.Errorf("container = %+v; want ports kept, env/args/image dropped", c)
 		}
-		if got.Status.PodIP != "10.0.0.7" || got.Status.Conditions != nil || got.Annotations != nil || got.ManagedFields != nil {
-			t.Errorf("pod status/meta = %+v / %+v; want podIP kept, conditions, annotations, managedFields dropped", got.Status, got.ObjectMeta)
+		ready := []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+		if got.Status.PodIP != "10.0.0.7" || !cmp.Equal(got.Status.Conditions, ready) || got.Annotations != nil || got.ManagedFields != nil {
+			t.Errorf("pod status/meta = %+v / %+v; want podIP and the Ready status kept, other conditions, annotations, managedFields dropped", got.Status, got.ObjectMeta)
 		}
 	})
 }

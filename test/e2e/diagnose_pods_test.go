@@ -157,3 +157,50 @@ func TestDiagnoseBehindPods(t *testing.T) {
 	b.clusterIP(t, b.addr())
 	wantAvailable(t, b.api.Name)
 }
+
+// TestDiagnoseWhatTheOutageBlocks: with the adapter down, a namespace
+// stuck Terminating because discovery of its group fails (the namespace
+// controller's condition, written here as it writes it: the test control
+// plane runs no controllers) is named; and a k0s worker-config with
+// konnectivity off is read as evidence, though nothing here says
+// konnectivity is in the way.
+func TestDiagnoseWhatTheOutageBlocks(t *testing.T) {
+	dumpGuardLogsOnFailure(t)
+	a := startAdapter(t, "diag-ns.e2e.apiservice-guard.io", "v1", "e2e-diag-ns", "adapter")
+	ns, svc, api := a.Objects(a.CA().CertPEM())
+	create(t, ns, svc, api)
+	waitAvailable(t, api.Name, apiregv1.ConditionTrue, "", "")
+	a.Close()
+	waitAvailable(t, api.Name, apiregv1.ConditionFalse, "FailedDiscoveryCheck", "")
+
+	stuck := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "e2e-diag-stuck"}}
+	create(t, stuck)
+	if err := suite.client.Delete(t.Context(), stuck); err != nil {
+		t.Fatal(err)
+	}
+	if err := suite.client.Get(t.Context(), client.ObjectKeyFromObject(stuck), stuck); err != nil {
+		t.Fatal(err)
+	}
+	gv := "diag-ns.e2e.apiservice-guard.io/v1"
+	stuck.Status.Conditions = append(stuck.Status.Conditions, corev1.NamespaceCondition{
+		Type: corev1.NamespaceDeletionDiscoveryFailure, Status: corev1.ConditionTrue, Reason: "DiscoveryFailed",
+		Message: "Discovery failed for some groups, 1 failing: unable to retrieve the complete list of server APIs: " + gv + ": stale GroupVersion discovery: " + gv,
+	})
+	if err := suite.client.Status().Update(t.Context(), stuck); err != nil {
+		t.Fatal(err)
+	}
+	create(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "worker-config-default-1.33", Namespace: "kube-system"},
+		Data: map[string]string{"konnectivity": `{"agentPort":8132}`}})
+
+	code, out := diagnose(t, api.Name)
+	t.Logf("diagnose:\n%s", out)
+	for _, want := range []string{
+		"Cause: connection refused",
+		"[failed]  namespaces   1 namespaces stuck Terminating because discovery of " + gv + " fails: e2e-diag-stuck",
+		"[ok]      konnectivity 0 agents (k8s-app=konnectivity-agent in kube-system), 0 ready; worker-config-default-1.33: konnectivity disabled",
+	} {
+		if code != 1 || !strings.Contains(out, want) {
+			t.Errorf("diagnose: exit %d, want 1 and %q", code, want)
+		}
+	}
+}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -152,6 +154,35 @@ func TestDiagnoseUsage(t *testing.T) {
 	}
 	if code, out := diagnose(t, "-o", "yaml"); code != 2 || !strings.Contains(out, "want text or json") {
 		t.Errorf("-o yaml: exit %d\n%s", code, out)
+	}
+	if code, out := diagnose(t, "--backend-dial", "socks5://127.0.0.1:1080"); code != 2 || !strings.Contains(out, "--backend-dial") {
+		t.Errorf("--backend-dial socks5: exit %d\n%s", code, out)
+	}
+}
+
+// TestDiagnoseAsKubectlPlugin: installed as kubectl-apiservice_guard on
+// the PATH (README), `kubectl apiservice-guard diagnose` runs it, with
+// kubectl's exit code.
+func TestDiagnoseAsKubectlPlugin(t *testing.T) {
+	kubeconfig, err := diagnoseUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	if err := os.Symlink(suite.guardBin, filepath.Join(bin, "kubectl-apiservice_guard")); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(t.Context(), suite.Kubectl, "apiservice-guard", "diagnose", "v1.no-such.example.com")
+	cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "KUBECONFIG="+kubeconfig)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), `APIService "v1.no-such.example.com" not found`) {
+		t.Fatalf("kubectl apiservice-guard diagnose: %v\n%s", err, out)
+	}
+	cmd = exec.CommandContext(t.Context(), suite.Kubectl, "apiservice-guard", "diagnose", "--all", "-o", "json")
+	cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "KUBECONFIG="+kubeconfig)
+	if out, err := cmd.Output(); (err != nil && !errors.As(err, &ee)) || !strings.HasPrefix(string(out), `{"diagnoses":[`) {
+		t.Fatalf("kubectl apiservice-guard diagnose --all -o json: %v\n%s", err, out)
 	}
 }
 

@@ -205,7 +205,7 @@ func closeWrite(c net.Conn) {
 func dialReason(err error) string {
 	var op *net.OpError
 	if errors.As(err, &op) && op.Err != nil {
-		return op.Op + ": " + op.Err.Error()
+		return op.Err.Error()
 	}
 	return err.Error()
 }

@@ -176,7 +176,7 @@ func writeDiagnoses(w io.Writer, format string, ds []audit.Diagnosis) error {
 			fmt.Fprintf(&b, "  ruled out: %s\n", printable(r))
 		}
 		for _, s := range d.Steps {
-			fmt.Fprintf(&b, "  %-9s %-10s %s\n", "["+string(s.Outcome)+"]", s.Name, printable(s.Evidence))
+			fmt.Fprintf(&b, "  %-9s %-12s %s\n", "["+string(s.Outcome)+"]", s.Name, printable(s.Evidence))
 		}
 	}
 	_, err := io.WriteString(w, b.String())
