@@ -201,11 +201,14 @@ type answer struct {
 }
 
 func (a answers) ProbeService(_ context.Context, _, name string, _ int32, _ string) (int, string, error) {
-	r := a[name]
-	return r.status, r.body, r.err
+	return a.answer(name)
 }
 
 func (a answers) ProbePod(_ context.Context, _, name string, _ int32, _ string) (int, string, error) {
+	return a.answer(name)
+}
+
+func (a answers) answer(name string) (int, string, error) {
 	r := a[name]
 	return r.status, r.body, r.err
 }

@@ -166,12 +166,7 @@ func TestDiagnoseBehindPods(t *testing.T) {
 // konnectivity is in the way.
 func TestDiagnoseWhatTheOutageBlocks(t *testing.T) {
 	dumpGuardLogsOnFailure(t)
-	a := startAdapter(t, "diag-ns.e2e.apiservice-guard.io", "v1", "e2e-diag-ns", "adapter")
-	ns, svc, api := a.Objects(a.CA().CertPEM())
-	create(t, ns, svc, api)
-	waitAvailable(t, api.Name, apiregv1.ConditionTrue, "", "")
-	a.Close()
-	waitAvailable(t, api.Name, apiregv1.ConditionFalse, "FailedDiscoveryCheck", "")
+	api := adapterDown(t, "diag-ns")
 
 	stuck := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "e2e-diag-stuck"}}
 	create(t, stuck)

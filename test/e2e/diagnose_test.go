@@ -138,13 +138,22 @@ func TestDiagnoseServiceMissing(t *testing.T) {
 // TestDiagnoseAdapterDown: nothing listens behind the Service.
 func TestDiagnoseAdapterDown(t *testing.T) {
 	dumpGuardLogsOnFailure(t)
-	a := startAdapter(t, "diag-down.e2e.apiservice-guard.io", "v1", "e2e-diag-down", "adapter")
+	api := adapterDown(t, "diag-down")
+	wantCause(t, api.Name, "connection refused")
+}
+
+// adapterDown starts an adapter for <name>.e2e.apiservice-guard.io in
+// namespace e2e-<name>, waits for its APIService to be Available, stops
+// it, and waits for the aggregator to notice.
+func adapterDown(t *testing.T, name string) *apiregv1.APIService {
+	t.Helper()
+	a := startAdapter(t, name+".e2e.apiservice-guard.io", "v1", "e2e-"+name, "adapter")
 	ns, svc, api := a.Objects(a.CA().CertPEM())
 	create(t, ns, svc, api)
 	waitAvailable(t, api.Name, apiregv1.ConditionTrue, "", "")
 	a.Close()
 	waitAvailable(t, api.Name, apiregv1.ConditionFalse, "FailedDiscoveryCheck", "")
-	wantCause(t, api.Name, "connection refused")
+	return api
 }
 
 // TestDiagnoseUsage: a name that does not exist, or a bad -o, is exit 2.
