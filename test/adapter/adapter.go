@@ -64,27 +64,40 @@ func Start(opts Options) (*Adapter, error) {
 	if _, err := a.Rotate(); err != nil {
 		return nil, err
 	}
+	if err := a.listen(opts.Addr); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// listen serves on addr.
+func (a *Adapter) listen(addr string) error {
 	cfg := &tls.Config{
 		MinVersion:     tls.VersionTLS12,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return a.serving.Load(), nil },
 	}
-	ln, err := tls.Listen("tcp", opts.Addr, cfg)
+	ln, err := tls.Listen("tcp", addr, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("adapter listening on %s: %w", opts.Addr, err)
+		return fmt.Errorf("adapter listening on %s: %w", addr, err)
 	}
 	a.ln = ln
 	// Failed handshakes (the aggregator with a wrong caBundle) are expected.
-	a.srv = &http.Server{Handler: http.HandlerFunc(a.serveHTTP), ErrorLog: log.New(io.Discard, "", 0), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: http.HandlerFunc(a.serveHTTP), ErrorLog: log.New(io.Discard, "", 0), ReadHeaderTimeout: 5 * time.Second}
+	a.srv = srv
 	go func() {
-		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Printf("adapter: %v", err)
 		}
 	}()
-	return a, nil
+	return nil
 }
 
 // Close stops the adapter.
 func (a *Adapter) Close() { _ = a.srv.Close() }
+
+// Restart serves again, after Close, on the same address with the same
+// certificates: an adapter brought back up.
+func (a *Adapter) Restart() error { return a.listen(a.ln.Addr().String()) }
 
 // Port is the port the adapter listens on.
 func (a *Adapter) Port() int32 { return int32(a.ln.Addr().(*net.TCPAddr).Port) }

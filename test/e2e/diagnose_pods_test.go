@@ -166,7 +166,7 @@ func TestDiagnoseBehindPods(t *testing.T) {
 // konnectivity is in the way.
 func TestDiagnoseWhatTheOutageBlocks(t *testing.T) {
 	dumpGuardLogsOnFailure(t)
-	api := adapterDown(t, "diag-ns")
+	api, _ := adapterDown(t, "diag-ns")
 
 	stuck := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "e2e-diag-stuck"}}
 	create(t, stuck)

@@ -138,14 +138,20 @@ func TestDiagnoseServiceMissing(t *testing.T) {
 // TestDiagnoseAdapterDown: nothing listens behind the Service.
 func TestDiagnoseAdapterDown(t *testing.T) {
 	dumpGuardLogsOnFailure(t)
-	api := adapterDown(t, "diag-down")
+	api, a := adapterDown(t, "diag-down")
 	wantCause(t, api.Name, "connection refused")
+
+	// The fix: the adapter up again.
+	if err := a.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	wantAvailable(t, api.Name)
 }
 
 // adapterDown starts an adapter for <name>.e2e.apiservice-guard.io in
 // namespace e2e-<name>, waits for its APIService to be Available, stops
 // it, and waits for the aggregator to notice.
-func adapterDown(t *testing.T, name string) *apiregv1.APIService {
+func adapterDown(t *testing.T, name string) (*apiregv1.APIService, *adapter.Adapter) {
 	t.Helper()
 	a := startAdapter(t, name+".e2e.apiservice-guard.io", "v1", "e2e-"+name, "adapter")
 	ns, svc, api := a.Objects(a.CA().CertPEM())
@@ -153,7 +159,7 @@ func adapterDown(t *testing.T, name string) *apiregv1.APIService {
 	waitAvailable(t, api.Name, apiregv1.ConditionTrue, "", "")
 	a.Close()
 	waitAvailable(t, api.Name, apiregv1.ConditionFalse, "FailedDiscoveryCheck", "")
-	return api
+	return api, a
 }
 
 // TestDiagnoseUsage: a name that does not exist, or a bad -o, is exit 2.
