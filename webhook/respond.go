@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"fmt"
 	"strings"
 
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -9,9 +10,23 @@ import (
 	"apiservice-guard.io/apiservice-guard/policies"
 )
 
-// maxWarningLength is the longest warning the guard sends; kubectl prints it
-// after "Warning: ".
-const maxWarningLength = 256
+// Bounds of what one response carries: text from objects reaches the
+// admin's terminal through kubectl, and the API server keeps denials and
+// annotations in its audit log.
+const (
+	// maxWarningLength is the longest warning the guard sends; kubectl
+	// prints it after "Warning: ".
+	maxWarningLength = 256
+	// maxWarnings is the most warnings one response carries; a last one
+	// counts the rest.
+	maxWarnings = 20
+	// maxDenialLength bounds a denial's message; one reason is at most
+	// maxReasonLength.
+	maxDenialLength = 4096
+	maxReasonLength = 1024
+	// maxAnnotationLength bounds one audit annotation.
+	maxAnnotationLength = 1024
+)
 
 // respond turns findings into the admission response: any Enforce finding
 // denies with every reason and fix; Warn findings become warnings; Audit
@@ -27,23 +42,45 @@ func respond(findings []policies.Finding) admission.Response {
 			if f.Detail != "" {
 				d += " (" + f.Detail + ")"
 			}
-			denials = append(denials, d)
+			denials = append(denials, shorten.Printable(d, maxReasonLength))
 		case policies.Warn:
 			warnings = append(warnings, warningLines(f)...)
 		case policies.Audit:
-			audit[f.Rule] = shorten.Printable(f.String(), 1024)
+			audit[f.Rule] = shorten.Printable(f.String(), maxAnnotationLength)
 		}
 	}
 	var resp admission.Response
 	if len(denials) > 0 {
-		resp = admission.Denied("apiservice-guard: " + strings.Join(denials, "\n"))
+		resp = admission.Denied(denial(denials))
 	} else {
 		resp = admission.Allowed("")
 	}
 	if len(audit) > 0 {
 		resp.AuditAnnotations = audit
 	}
+	if n := len(warnings); n > maxWarnings {
+		warnings = append(warnings[:maxWarnings-1], fmt.Sprintf("apiservice-guard: ... and %d more warnings", n-maxWarnings+1))
+	}
 	return resp.WithWarnings(warnings...)
+}
+
+// denial joins the reasons, one per line, in at most maxDenialLength
+// bytes; the reasons that do not fit are counted: "... and N more".
+func denial(reasons []string) string {
+	var b strings.Builder
+	b.WriteString("apiservice-guard: ")
+	for i, r := range reasons {
+		more := fmt.Sprintf("\n... and %d more", len(reasons)-i)
+		if i > 0 && b.Len()+1+len(r)+len(more) > maxDenialLength {
+			b.WriteString(more)
+			break
+		}
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(r)
+	}
+	return b.String()
 }
 
 // warningLines is "[rule] message Fix: fix" when it fits in
@@ -51,7 +88,7 @@ func respond(findings []policies.Finding) admission.Response {
 // each cut to fit.
 func warningLines(f policies.Finding) []string {
 	if s := f.String(); len(s) <= maxWarningLength {
-		return []string{s}
+		return []string{shorten.Printable(s, maxWarningLength)}
 	}
 	lines := []string{shorten.Printable("["+f.Rule+"] "+f.Message, maxWarningLength)}
 	if f.Fix != "" {

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -86,3 +87,48 @@ func TestWarningNeverExceedsLimit(t *testing.T) {
 }
 
 func utf8Valid(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }
+
+// TestRespondHostileText: text from objects with terminal control
+// characters, and findings by the thousand (one per ConfigMap key), give a
+// response whose every string is printable and bounded: a denial of at
+// most 4 KiB ending in "... and N more", at most 20 warnings of at most 256
+// bytes, annotations of at most 1 KiB.
+func TestRespondHostileText(t *testing.T) {
+	const hostile = "key\x1b[2J\x1b]0;owned\x07\rline2\u202Edrocer"
+	var findings []policies.Finding
+	for i := range 20000 {
+		findings = append(findings,
+			policies.Finding{Rule: "k0s-x", Action: policies.Enforce, Message: fmt.Sprintf("data[%s-%d] is wrong", hostile, i), Fix: hostile, Detail: hostile},
+			policies.Finding{Rule: fmt.Sprintf("w%d", i), Action: policies.Warn, Message: hostile + strings.Repeat("x", i%400)},
+			policies.Finding{Rule: fmt.Sprintf("a%d", i%5), Action: policies.Audit, Message: hostile + strings.Repeat("y", 5000)},
+		)
+	}
+	resp := respond(findings)
+	msg := resp.Result.Message
+	if resp.Allowed || len(msg) > maxDenialLength || !strings.Contains(msg, "... and ") || !strings.HasPrefix(msg, "apiservice-guard: [k0s-x] data[key?[2J") {
+		t.Errorf("denial of %d bytes: %.300q ... %q", len(msg), msg, msg[max(0, len(msg)-40):])
+	}
+	if n := strings.Count(msg, "\n"); n < 2 {
+		t.Errorf("denial has %d reasons, want several", n+1)
+	}
+	strs := append([]string{strings.ReplaceAll(msg, "\n", "")}, resp.Warnings...)
+	for _, v := range resp.AuditAnnotations {
+		if len(v) > maxAnnotationLength {
+			t.Errorf("annotation of %d bytes", len(v))
+		}
+		strs = append(strs, v)
+	}
+	if len(resp.Warnings) != maxWarnings || !strings.Contains(resp.Warnings[maxWarnings-1], "and 19981 more warnings") {
+		t.Errorf("%d warnings, the last %q", len(resp.Warnings), resp.Warnings[len(resp.Warnings)-1])
+	}
+	for _, s := range strs {
+		if strings.ContainsAny(s, "\x1b\x07\r\u202E") {
+			t.Errorf("control characters reach the response: %q", s)
+		}
+	}
+	for _, w := range resp.Warnings {
+		if len(w) > maxWarningLength {
+			t.Errorf("warning of %d bytes", len(w))
+		}
+	}
+}
