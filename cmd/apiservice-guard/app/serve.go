@@ -20,7 +20,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"apiservice-guard.io/apiservice-guard/audit"
 	"apiservice-guard.io/apiservice-guard/cabundle"
@@ -54,6 +53,7 @@ type serveOptions struct {
 	reportAPI       string
 	auditMaxResults int
 	backendDial     string
+	maxConnections  int
 }
 
 func newServeCommand() *cobra.Command {
@@ -87,6 +87,7 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&o.reportAPI, "report-api", string(audit.APIAuto),
 		"where audit results go: auto (openreports.io if served, else wgpolicyk8s.io, else none), openreports, wgpolicyk8s or none")
 	f.IntVar(&o.auditMaxResults, "audit-max-results", 50, "most results in one audit report; the rest are counted in an annotation")
+	f.IntVar(&o.maxConnections, "max-connections", 1024, "most webhook connections served at once; more wait to be accepted")
 	f.StringVar(&o.backendDial, "backend-dial", cluster.DialDirect,
 		"how the guard dials backends to read the serving certificates they present: direct (from its pod), none, or an HTTP CONNECT proxy into the pod network (http://HOST:PORT or unix:///PATH)")
 	goflags := flag.NewFlagSet("zap", flag.ContinueOnError)
@@ -129,6 +130,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	dial, err := cluster.BackendDialer(o.backendDial)
 	if err != nil {
 		return usage(err)
+	}
+	if o.maxConnections < 1 {
+		return usage(fmt.Errorf("--max-connections %d: must be at least 1", o.maxConnections))
 	}
 	engine, err := policies.NewEngine(cfg, rules)
 	if err != nil {
@@ -182,8 +186,9 @@ func newManager(restCfg *rest.Config, o *serveOptions) (manager.Manager, error) 
 		// The background writers stop at once when leadership is lost;
 		// admission goes on in every replica.
 		LeaderElectionReleaseOnCancel: true,
-		WebhookServer: ctrlwebhook.NewServer(ctrlwebhook.Options{
+		WebhookServer: webhook.NewServer(webhook.ServerOptions{
 			Host: o.host, Port: o.port, CertDir: o.certDir, TLSOpts: []func(*tls.Config){secure},
+			MaxConnections: o.maxConnections,
 		}),
 	})
 }
