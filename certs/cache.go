@@ -26,6 +26,9 @@ type CacheOptions struct {
 	// Size bounds the parsed bundles and the verification results kept, each.
 	// Default 4096.
 	Size int
+	// Bytes bounds the memory the parsed bundles hold, as estimated by
+	// parsedBytes; the oldest are evicted first. Default 32 MiB.
+	Bytes int64
 	// Bucket is the time granularity of verification results and how long
 	// entries live. Default 1 minute.
 	Bucket time.Duration
@@ -39,8 +42,11 @@ func NewCache(o CacheOptions) *Cache {
 	if o.Bucket <= 0 {
 		o.Bucket = time.Minute
 	}
+	if o.Bytes <= 0 {
+		o.Bytes = 32 << 20
+	}
 	return &Cache{
-		parsed:   ttlcache.New[[]*x509.Certificate](o.Size),
+		parsed:   ttlcache.NewSized(o.Size, o.Bytes, parsedBytes),
 		verified: ttlcache.New[struct{}](o.Size),
 		bucket:   o.Bucket,
 	}
@@ -84,4 +90,23 @@ func (c *Cache) VerifyServing(roots, chain []*x509.Certificate, dnsName string, 
 	err := VerifyServing(roots, chain, dnsName, now)
 	c.verified.Put(key, struct{}{}, err, c.bucket)
 	return err
+}
+
+// parsedBytes estimates what a parsed bundle holds: each certificate's DER
+// bytes (Raw and the slices into it) and its decoded fields, about three
+// times the DER and a little more.
+func parsedBytes(certs []*x509.Certificate) int64 {
+	var n int64
+	for _, c := range certs {
+		n += 3*int64(len(c.Raw)) + 1024
+	}
+	return n
+}
+
+// Bytes is what the parsed bundles kept are estimated to hold.
+func (c *Cache) Bytes() int64 {
+	if c == nil {
+		return 0
+	}
+	return c.parsed.Bytes()
 }

@@ -14,6 +14,12 @@ import (
 // ErrEmpty is returned by ParseBundle for empty input.
 var ErrEmpty = errors.New("empty: no PEM data")
 
+// MaxBundleCertificates is the most certificates ParseBundle parses from
+// one bundle: a CA bundle holds a few (a public trust store about 150);
+// thousands are an attempt on the guard's memory, refused with an error
+// rather than parsed.
+const MaxBundleCertificates = 512
+
 // ParseBundle parses PEM-encoded certificates, as found in an APIService
 // caBundle or a Secret's ca.crt. Text outside PEM blocks (comments, OpenSSL's
 // human-readable dump) is ignored, as the aggregator's x509.CertPool ignores
@@ -34,6 +40,9 @@ func ParseBundle(data []byte) ([]*x509.Certificate, error) {
 		start := bytes.Index(rest, pemBegin)
 		if start < 0 {
 			break // only text left
+		}
+		if i == MaxBundleCertificates {
+			return nil, fmt.Errorf("more than %d PEM blocks: not parsed (a CA bundle holds a few certificates)", MaxBundleCertificates)
 		}
 		rest = rest[start:]
 		// pem.Decode silently skips a block it cannot decode (bad base64, no

@@ -42,6 +42,9 @@ type LiveOptions struct {
 	// MaxObjects bounds the Secrets and the Certificates kept, each; the
 	// oldest is evicted first. Defaults to 1024.
 	MaxObjects int
+	// MaxSecretBytes bounds the bytes of the Secrets kept (their data; a
+	// Secret may hold 1 MiB). Defaults to 32 MiB.
+	MaxSecretBytes int64
 	// Prober answers ServingCertificate. Defaults to NewProber(ProberOptions{}).
 	Prober *Prober
 	// SyncTimeout bounds StartLive's wait for the first sync (unused by
@@ -58,6 +61,9 @@ func (o LiveOptions) withDefaults() LiveOptions {
 	}
 	if o.MaxObjects <= 0 {
 		o.MaxObjects = 1024
+	}
+	if o.MaxSecretBytes <= 0 {
+		o.MaxSecretBytes = 32 << 20
 	}
 	if o.Prober == nil {
 		o.Prober = NewProber(ProberOptions{})
@@ -131,7 +137,7 @@ func NewLive(ctx context.Context, c cache.Cache, reader client.Reader, opts Live
 		cache:        c,
 		reader:       reader,
 		opts:         opts,
-		secrets:      ttlcache.New[*corev1.Secret](opts.MaxObjects),
+		secrets:      ttlcache.NewSized(opts.MaxObjects, opts.MaxSecretBytes, secretBytes),
 		certificates: ttlcache.New[*cmapi.Certificate](opts.MaxObjects),
 	}
 	b := &storeBuilder{ctx: ctx, cache: c}
@@ -409,4 +415,19 @@ func missingAPI(err error) bool {
 // ServingCertificate implements View through the Prober.
 func (l *Live) ServingCertificate(ctx context.Context, address, serverName string) ([]*x509.Certificate, error) {
 	return l.opts.Prober.ServingCertificate(ctx, address, serverName)
+}
+
+// secretBytes is what a cached Secret holds, about: its data.
+func secretBytes(s *corev1.Secret) int64 {
+	if s == nil {
+		return 0
+	}
+	n := int64(512)
+	for k, v := range s.Data {
+		n += int64(len(k) + len(v))
+	}
+	for k, v := range s.StringData {
+		n += int64(len(k) + len(v))
+	}
+	return n
 }

@@ -75,7 +75,7 @@ type probeResult struct {
 // NewProber returns a Prober with opts (defaults applied).
 func NewProber(opts ProberOptions) *Prober {
 	opts = opts.withDefaults()
-	return &Prober{opts: opts, results: ttlcache.New[probeResult](opts.MaxEntries)}
+	return &Prober{opts: opts, results: ttlcache.NewSized(opts.MaxEntries, maxProbeBytes, probeBytes)}
 }
 
 // ServingCertificate returns the chain presented by the TLS server at address
@@ -150,7 +150,28 @@ func (p *Prober) probe(ctx context.Context, address, serverName string) ([]*x509
 	if len(chain) == 0 {
 		return nil, fmt.Errorf("TLS probe of %s (server name %q): %w", address, serverName, errNoPeerCertificate)
 	}
+	if len(chain) > maxProbeChain {
+		// What a rule needs is the leaf and its issuers; a longer chain is
+		// a server's attempt on the guard's memory.
+		chain = chain[:maxProbeChain]
+	}
 	return chain, nil
+}
+
+// maxProbeChain is the most certificates kept of a presented chain, and
+// maxProbeBytes bounds the chains the Prober keeps (the oldest evicted).
+const (
+	maxProbeChain = 8
+	maxProbeBytes = 16 << 20
+)
+
+// probeBytes is what a kept chain holds, about (see certs.Cache).
+func probeBytes(r probeResult) int64 {
+	var n int64
+	for _, c := range r.chain {
+		n += 3*int64(len(c.Raw)) + 1024
+	}
+	return n
 }
 
 var errNoPeerCertificate = errors.New("server presented no certificate")

@@ -102,6 +102,7 @@ func TestHostileRequests(t *testing.T) {
 	keyBundle := base64.StdEncoding.EncodeToString(append(ca.CertPEM(), ca.KeyPEM()...))
 	garbage := base64.StdEncoding.EncodeToString([]byte("-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n"))
 	apiKind := `"kind":{"group":"apiregistration.k8s.io","version":"v1","kind":"APIService"}`
+	tooMany := base64.StdEncoding.EncodeToString(bytes.Repeat(ca.CertPEM(), certs.MaxBundleCertificates+1))
 	tests := []struct {
 		name        string
 		contentType string
@@ -130,6 +131,7 @@ func TestHostileRequests(t *testing.T) {
 		{"object with wrong field types", "", apiServiceRequest(`{"service":{"port":"four-four-three"}}`), 400, "decoding object"},
 		{"garbage PEM caBundle", "", apiServiceRequest(strings.Replace(okSpec, "%s", garbage, 1)), 403, "[apiservice-cabundle-invalid]"},
 		{"caBundle that is not PEM", "", apiServiceRequest(strings.Replace(okSpec, "%s", base64.StdEncoding.EncodeToString([]byte("hello")), 1)), 403, "not PEM"},
+		{"caBundle of more certificates than a bundle holds", "", apiServiceRequest(strings.Replace(okSpec, "%s", tooMany, 1)), 403, "more than 512 PEM blocks: not parsed"},
 		{"private key in caBundle", "", apiServiceRequest(strings.Replace(okSpec, "%s", keyBundle, 1)), 403, "PRIVATE KEY"},
 		{"empty caBundle, insecureSkipTLSVerify false", "", apiServiceRequest(strings.Replace(okSpec, `,"caBundle":"%s"`, `,"insecureSkipTLSVerify":false`, 1)), 403, "caBundle is empty"},
 		// k0s configuration: what is wrong inside is a finding naming the

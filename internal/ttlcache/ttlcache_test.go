@@ -50,3 +50,32 @@ func TestPutRefreshesAnEntry(t *testing.T) {
 		t.Errorf("Get(a) = %v, %v; want the refreshed 10", v, ok)
 	}
 }
+
+// TestByteBudget: a sized cache evicts the oldest entries to stay within
+// its byte budget, whatever the number of entries, and does not store a
+// value larger than the whole budget.
+func TestByteBudget(t *testing.T) {
+	c := NewSized[[]byte](1000, 10_000, func(v []byte) int64 { return int64(len(v)) })
+	for i := range 100 {
+		c.Put(string(rune('a'+i%26))+string(rune(i)), make([]byte, 1000), nil, time.Minute)
+		if c.Bytes() > 10_000 {
+			t.Fatalf("after %d puts: %d bytes held, budget 10000", i+1, c.Bytes())
+		}
+	}
+	if n := c.Len(); n == 0 || n > 9 {
+		t.Errorf("%d entries of 1000+ bytes in a 10000-byte budget", n)
+	}
+	c.Put("huge", make([]byte, 20_000), nil, time.Minute)
+	if _, _, ok := c.Get("huge"); ok {
+		t.Error("a value larger than the budget was stored")
+	}
+	c.Put("huge", make([]byte, 10), errors.New("boom"), time.Minute)
+	if _, err, ok := c.Get("huge"); !ok || err == nil {
+		t.Error("a small value under a key once too large is stored")
+	}
+	before := c.Bytes()
+	c.Put("huge", make([]byte, 10), nil, time.Minute) // replacing an entry does not count it twice
+	if c.Bytes() > before {
+		t.Errorf("replacing an entry: %d bytes, was %d", c.Bytes(), before)
+	}
+}

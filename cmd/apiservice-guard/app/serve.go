@@ -24,6 +24,7 @@ import (
 	"apiservice-guard.io/apiservice-guard/audit"
 	"apiservice-guard.io/apiservice-guard/cabundle"
 	"apiservice-guard.io/apiservice-guard/cluster"
+	"apiservice-guard.io/apiservice-guard/internal/memlimit"
 	"apiservice-guard.io/apiservice-guard/policies"
 	"apiservice-guard.io/apiservice-guard/webhook"
 )
@@ -161,6 +162,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		return usage(err)
 	}
 	logger.Info("starting apiservice-guard", "mode", string(cfg.Mode), "port", o.port, "certDir", o.certDir)
+	if soft, why := memlimit.Set("/sys/fs/cgroup"); soft > 0 {
+		logger.Info("soft memory limit", "bytes", soft, "from", why)
+	}
 	return mgr.Start(ctx)
 }
 
