@@ -21,6 +21,12 @@ import (
 // newServer serves a validator over TLS on 127.0.0.1, with an empty cluster.
 func newServer(t *testing.T) *httptest.Server {
 	t.Helper()
+	return newServerWith(t, webhook.Options{})
+}
+
+// newServerWith is newServer with options (Engine and View are set).
+func newServerWith(t *testing.T, o webhook.Options) *httptest.Server {
+	t.Helper()
 	view, err := cluster.LoadStatic()
 	if err != nil {
 		t.Fatal(err)
@@ -30,7 +36,8 @@ func newServer(t *testing.T) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewTLSServer(webhook.Handler(webhook.NewValidator(webhook.Options{Engine: engine, View: view})))
+	o.Engine, o.View = engine, view
+	srv := httptest.NewTLSServer(webhook.Handler(webhook.NewValidator(o)))
 	t.Cleanup(srv.Close)
 	return srv
 }

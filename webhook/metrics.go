@@ -11,6 +11,7 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	findings *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	budget   *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg (for the
@@ -30,6 +31,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Time to evaluate the policy engine for one admission request.",
 			Buckets: prometheus.ExponentialBuckets(0.00005, 4, 8),
 		}, []string{"kind"}),
+		budget: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "apiservice_guard_review_budget_exceeded_total",
+			Help: "Reviews that did not finish within their time budget, by kind and reason (deadline: the rules ran out of time; queue: a slot for a large review never came free).",
+		}, []string{"kind", "reason"}),
 	}
 	var err error
 	if m.requests, err = promreg.Register(reg, m.requests); err != nil {
@@ -39,6 +44,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		return nil, err
 	}
 	if m.duration, err = promreg.Register(reg, m.duration); err != nil {
+		return nil, err
+	}
+	if m.budget, err = promreg.Register(reg, m.budget); err != nil {
 		return nil, err
 	}
 	return m, nil

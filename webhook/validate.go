@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -28,6 +29,7 @@ type handler struct {
 	engine  *policies.Engine
 	view    cluster.View
 	decoder *decoder
+	budget  *budget
 	findingRecorder
 }
 
@@ -37,6 +39,7 @@ func newHandler(o Options) handler {
 		o.Scheme = cluster.NewScheme()
 	}
 	return handler{engine: o.Engine, view: o.View, decoder: newDecoder(o.Scheme),
+		budget:          newBudget(o.ReviewTimeout, o.LargeReview),
 		findingRecorder: findingRecorder{recorder: o.Recorder, metrics: o.Metrics}}
 }
 
@@ -61,6 +64,12 @@ type Options struct {
 	Recorder events.EventRecorder
 	// Metrics counts requests and findings. Default: no metrics.
 	Metrics *Metrics
+	// ReviewTimeout bounds one review; a review out of time is allowed
+	// with a warning. Default: DefaultReviewTimeout.
+	ReviewTimeout time.Duration
+	// LargeReview is the size in bytes of the objects from which reviews
+	// run a few at a time. Default: DefaultLargeReview.
+	LargeReview int
 }
 
 // NewValidator returns a validating handler.
@@ -82,7 +91,23 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) admission
 		return admission.Errored(http.StatusBadRequest, errNotReviewed(review.Kind.String()))
 	}
 	start := time.Now()
-	findings := v.engine.Evaluate(ctx, review, v.view)
+	findings, err := v.budget.run(ctx, len(req.Object.Raw)+len(req.OldObject.Raw), func(ctx context.Context) []policies.Finding {
+		return v.engine.Evaluate(ctx, review, v.view)
+	})
+	var over errBudget
+	switch {
+	case errors.As(err, &over):
+		logger.Info("review out of budget", "kind", review.Kind.String(), "name", shorten.Printable(objectName(review), 256), "reason", over.reason)
+		if v.metrics != nil {
+			v.metrics.budget.WithLabelValues(review.Kind.Kind, over.reason).Inc()
+		}
+		v.count(req, "allowed")
+		return respond([]policies.Finding{budgetFinding(review, err)})
+	case err != nil:
+		logger.Error(err, "review failed")
+		v.count(req, "error")
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
 	if err := review.DecodeErr(); err != nil {
 		logger.Info("rejecting malformed admission request", "error", err.Error())
 		v.count(req, "error")

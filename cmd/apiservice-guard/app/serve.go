@@ -55,6 +55,7 @@ type serveOptions struct {
 	auditMaxResults int
 	backendDial     string
 	maxConnections  int
+	reviewTimeout   time.Duration
 }
 
 func newServeCommand() *cobra.Command {
@@ -88,6 +89,8 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&o.reportAPI, "report-api", string(audit.APIAuto),
 		"where audit results go: auto (openreports.io if served, else wgpolicyk8s.io, else none), openreports, wgpolicyk8s or none")
 	f.IntVar(&o.auditMaxResults, "audit-max-results", 50, "most results in one audit report; the rest are counted in an annotation")
+	f.DurationVar(&o.reviewTimeout, "review-timeout", webhook.DefaultReviewTimeout,
+		"time budget of one review, below the webhooks' timeoutSeconds (80% of the manifests' 5s); a review out of time is allowed with a warning")
 	f.IntVar(&o.maxConnections, "max-connections", 1024, "most webhook connections served at once; more wait to be accepted")
 	f.StringVar(&o.backendDial, "backend-dial", cluster.DialDirect,
 		"how the guard dials backends to read the serving certificates they present: direct (from its pod), none, or an HTTP CONNECT proxy into the pod network (http://HOST:PORT or unix:///PATH)")
@@ -132,6 +135,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if err != nil {
 		return usage(err)
 	}
+	if o.reviewTimeout <= 0 {
+		return usage(fmt.Errorf("--review-timeout %s: must be positive", o.reviewTimeout))
+	}
 	if o.maxConnections < 1 {
 		return usage(fmt.Errorf("--max-connections %d: must be at least 1", o.maxConnections))
 	}
@@ -151,7 +157,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if err != nil {
 		return usage(err)
 	}
-	live, err := wire(ctx, mgr, engine, dial)
+	live, err := wire(ctx, mgr, engine, dial, o.reviewTimeout)
 	if err != nil {
 		return usage(err)
 	}
@@ -199,7 +205,7 @@ func newManager(restCfg *rest.Config, o *serveOptions) (manager.Manager, error) 
 
 // wire connects the live view, the validator and the health checks to mgr.
 // Readiness turns true only once the webhook serves and the caches synced.
-func wire(ctx context.Context, mgr manager.Manager, engine *policies.Engine, dial cluster.DialFunc) (*cluster.Live, error) {
+func wire(ctx context.Context, mgr manager.Manager, engine *policies.Engine, dial cluster.DialFunc, reviewTimeout time.Duration) (*cluster.Live, error) {
 	// Secrets and Certificates are read again by name every 10 s: with the
 	// audit's review of every APIService every 5 s, a rotated serving
 	// certificate's Secret shows in the reports within 15 s.
@@ -217,6 +223,7 @@ func wire(ctx context.Context, mgr manager.Manager, engine *policies.Engine, dia
 	hookOpts := webhook.Options{
 		Engine: engine, View: live, Scheme: mgr.GetScheme(),
 		Recorder: mgr.GetEventRecorder("apiservice-guard"), Metrics: m,
+		ReviewTimeout: reviewTimeout,
 	}
 	webhook.Register(mgr.GetWebhookServer(), webhook.NewValidator(hookOpts))
 	webhook.RegisterMutator(mgr.GetWebhookServer(), webhook.NewMutator(hookOpts))

@@ -1,0 +1,60 @@
+package webhook_test
+
+import (
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"apiservice-guard.io/apiservice-guard/certs"
+	"apiservice-guard.io/apiservice-guard/webhook"
+)
+
+// expensiveConfigMap is a k0s worker-config-like ConfigMap of about 900 KiB
+// (an API-valid size) whose thousands of values are each a small YAML alias
+// bomb: every one is parsed and refused, which takes seconds in all.
+func expensiveConfigMap() []byte {
+	bomb := func(key int) string {
+		lines := []string{`a0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]`}
+		for i := 1; i < 4; i++ {
+			refs := strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*a%d,", i-1), 9), ",")
+			lines = append(lines, fmt.Sprintf("a%d: &a%d [%s]", i, i, refs))
+		}
+		return strings.Join(append(lines, fmt.Sprintf("kind: ClusterConfig # k0s.k0sproject.io/v1beta1 %d", key)), `\n`)
+	}
+	var data []string
+	for k, n := 0, 0; n < 900<<10; k++ {
+		d := fmt.Sprintf(`"k%d.yaml":"%s"`, k, bomb(k))
+		data, n = append(data, d), n+len(d)+1
+	}
+	return k0sRequest("{"+strings.Join(data, ",")+"}", "")
+}
+
+// TestReviewBudget: a review that runs out of its time budget answers in
+// time, allowed with a warning that says it was not judged (never a silent
+// allow, never a hang), and the server answers a good review afterwards.
+func TestReviewBudget(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	srv := newServerWith(t, webhook.Options{ReviewTimeout: timeout})
+	body := expensiveConfigMap()
+	for i := range 3 {
+		start := time.Now()
+		code, resp := post(t, srv, "application/json", body)
+		took := time.Since(start)
+		if code != 200 || !resp.Allowed || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "[review-budget] ConfigMap kube-system/worker-config-default-1.37 not judged") {
+			t.Fatalf("expensive review %d: HTTP %d allowed=%v warnings=%q result=%+v", i, code, resp.Allowed, resp.Warnings, resp.Result)
+		}
+		if took > timeout+2*time.Second {
+			t.Errorf("expensive review %d answered in %s, budget %s", i, took, timeout)
+		}
+	}
+	ca, err := certs.NewCA("budget", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, resp := post(t, srv, "application/json", apiServiceRequest(strings.Replace(okSpec, "%s", base64.StdEncoding.EncodeToString(ca.CertPEM()), 1)))
+	if !resp.Allowed || resp.UID != "u1" {
+		t.Fatalf("a good review after the expensive ones: %+v", resp)
+	}
+}
