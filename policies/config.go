@@ -113,8 +113,8 @@ func (c Config) effective(a Action, advisory bool) Action {
 // fileConfig is the YAML shape of Config; rules is kept as a node so that
 // errors can name the line of a bad entry.
 type fileConfig struct {
-	Mode             string    `yaml:"mode"`
-	ExemptNamespaces []string  `yaml:"exemptNamespaces"`
+	Mode             yaml.Node `yaml:"mode"`
+	ExemptNamespaces yaml.Node `yaml:"exemptNamespaces"`
 	Rules            yaml.Node `yaml:"rules"`
 	CABundleChurn    yaml.Node `yaml:"caBundleChurn"`
 	ControlPlane     yaml.Node `yaml:"controlPlane"`
@@ -138,10 +138,9 @@ func LoadConfig(path string, rules []Rule) (Config, error) {
 // the default config.
 func ParseConfig(data []byte, rules []Rule) (Config, error) {
 	cfg := Config{Mode: ModeEnforce}
-	var fc fileConfig
+	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&fc); err != nil {
+	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
 			return cfg, nil
 		}
@@ -151,19 +150,34 @@ func ParseConfig(data []byte, rules []Rule) (Config, error) {
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		return Config{}, errors.New("config must be a single YAML document")
 	}
-	switch Mode(strings.ToLower(fc.Mode)) {
-	case "", ModeEnforce:
-	case ModeAudit:
+	if err := checkTopLevel(&doc); err != nil {
+		return Config{}, err
+	}
+	var fc fileConfig
+	if err := doc.Decode(&fc); err != nil {
+		return Config{}, fmt.Errorf("invalid YAML: %w", err)
+	}
+	switch m := fc.Mode; {
+	case m.Kind == 0 || m.Tag == "!!null":
+	case m.Kind != yaml.ScalarNode:
+		return Config{}, fmt.Errorf("line %d: mode: must be enforce or audit", m.Line)
+	case Mode(strings.ToLower(m.Value)) == ModeEnforce:
+	case Mode(strings.ToLower(m.Value)) == ModeAudit:
 		cfg.Mode = ModeAudit
 	default:
-		return Config{}, fmt.Errorf("mode: unknown mode %q, want enforce or audit", fc.Mode)
+		return Config{}, fmt.Errorf("line %d: mode: unknown mode %q, want enforce or audit", m.Line, m.Value)
 	}
-	for i, ns := range fc.ExemptNamespaces {
-		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
-			return Config{}, fmt.Errorf("exemptNamespaces[%d]: %q is not a namespace name: %s", i, ns, strings.Join(errs, "; "))
+	if ns := fc.ExemptNamespaces; ns.Kind != 0 && ns.Tag != "!!null" {
+		if ns.Kind != yaml.SequenceNode {
+			return Config{}, fmt.Errorf("line %d: exemptNamespaces: must be a list of namespace names", ns.Line)
+		}
+		for i, n := range ns.Content {
+			if errs := validation.IsDNS1123Label(n.Value); n.Kind != yaml.ScalarNode || len(errs) > 0 {
+				return Config{}, fmt.Errorf("line %d: exemptNamespaces[%d]: %q is not a namespace name: %s", n.Line, i, n.Value, strings.Join(errs, "; "))
+			}
+			cfg.ExemptNamespaces = append(cfg.ExemptNamespaces, n.Value)
 		}
 	}
-	cfg.ExemptNamespaces = fc.ExemptNamespaces
 	actions, err := parseRuleActions(&fc.Rules, rules)
 	if err != nil {
 		return Config{}, err
@@ -176,6 +190,36 @@ func ParseConfig(data []byte, rules []Rule) (Config, error) {
 		return Config{}, err
 	}
 	return cfg, nil
+}
+
+// topLevelFields are the config file's fields.
+var topLevelFields = []string{"mode", "exemptNamespaces", "rules", "caBundleChurn", "controlPlane"}
+
+// checkTopLevel refuses a document that is not a mapping, and unknown or
+// repeated top-level fields, naming their lines.
+func checkTopLevel(doc *yaml.Node) error {
+	root := doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+		return nil
+	}
+	if root.Kind != yaml.MappingNode {
+		return fmt.Errorf("invalid YAML: line %d: the config must be a mapping of %s", root.Line, strings.Join(topLevelFields, ", "))
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k := root.Content[i]
+		switch {
+		case !slices.Contains(topLevelFields, k.Value):
+			return fmt.Errorf("line %d: unknown field %q (known: %s)", k.Line, k.Value, strings.Join(topLevelFields, ", "))
+		case seen[k.Value]:
+			return fmt.Errorf("line %d: %s: field listed twice", k.Line, k.Value)
+		}
+		seen[k.Value] = true
+	}
+	return nil
 }
 
 // parseChurnConfig reads the caBundleChurn mapping; what it leaves out stays
