@@ -51,7 +51,6 @@ rules:
 				"apiservice-firewall-port": policies.Off,
 			}},
 		},
-		{name: "unknown top-level field", in: "mode: audit\nexemptNamespace: [dev]\n", wantErr: []string{"line 2", "exemptNamespace"}},
 		{
 			name:    "unknown rule",
 			in:      "rules:\n  apiservice-port-mismatch: Warn\n  apiservice-port-missmatch: Warn\n",
