@@ -25,11 +25,10 @@ import (
 // BenchmarkReviewUnderLoad measures ordinary reviews (a NetworkPolicy
 // CREATE in an ordinary namespace) in-process, alone and while 8
 // goroutines send worst-case reviews without pause (a 900 KiB ConfigMap of
-// thousands of small YAML alias bombs, seconds of parsing each), with the
-// guard's slots for large reviews (half the CPUs) and without them (every
-// review counted as small). The ordinary reviews come 10 ms apart. Reports
-// their p50 and p99, and how many worst-case reviews ran out of their
-// budget.
+// thousands of small YAML alias bombs, of which the guard parses 8), with
+// the guard's slots for large reviews (half the CPUs) and without them
+// (every review counted as small). The ordinary reviews come 10 ms apart.
+// Reports their p50 and p99, and how many worst-case reviews were made.
 func BenchmarkReviewUnderLoad(b *testing.B) {
 	view, err := cluster.LoadStatic()
 	if err != nil {
@@ -58,16 +57,13 @@ func BenchmarkReviewUnderLoad(b *testing.B) {
 			ctx, cancel := context.WithCancel(b.Context())
 			var wg sync.WaitGroup
 			var mu sync.Mutex
-			outOfBudget, worst := 0, 0
+			worst := 0
 			for range tc.load {
 				wg.Go(func() {
 					for ctx.Err() == nil {
-						resp := v.Handle(ctx, expensive)
+						v.Handle(ctx, expensive)
 						mu.Lock()
 						worst++
-						if len(resp.Warnings) > 0 && strings.Contains(resp.Warnings[0], "[review-budget]") {
-							outOfBudget++
-						}
 						mu.Unlock()
 					}
 				})
@@ -92,7 +88,6 @@ func BenchmarkReviewUnderLoad(b *testing.B) {
 			cancel()
 			wg.Wait()
 			if tc.load > 0 {
-				b.ReportMetric(float64(outOfBudget), "worst-out-of-budget")
 				b.ReportMetric(float64(worst), "worst-reviews")
 			}
 		})

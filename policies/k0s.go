@@ -112,6 +112,7 @@ func configMapK0s(cm *corev1.ConfigMap) *k0sObject {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
+	parsed, skipped := 0, 0
 	for _, k := range keys {
 		// A value that does not name the ClusterConfig kind and group
 		// (a worker-config's kubeletConfiguration, most ConfigMaps' data)
@@ -120,12 +121,26 @@ func configMapK0s(cm *corev1.ConfigMap) *k0sObject {
 		if out.worker != nil && k == k0s.WorkerKonnectivityKey || !k0s.Mentions(cm.Data[k]) {
 			continue
 		}
+		if parsed == maxClusterConfigValues {
+			skipped++
+			continue
+		}
+		parsed++
 		if doc, found := k0s.FindClusterConfig(cm.Data[k]); found {
 			out.documents = append(out.documents, k0sDocument{where: "data[" + k + "]: ", spec: doc.Spec, err: doc.Err, strict: doc.Strict})
 		}
 	}
+	if skipped > 0 {
+		out.documents = append(out.documents, k0sDocument{where: "data: ",
+			err: fmt.Errorf("%d more values name a ClusterConfig and were not parsed: a ConfigMap holds one, the guard parses at most %d", skipped, maxClusterConfigValues)})
+	}
 	return out
 }
+
+// maxClusterConfigValues is the most values of one ConfigMap parsed as
+// ClusterConfigs: k0s reads one; thousands are an attempt on the guard's
+// time.
+const maxClusterConfigValues = 8
 
 // k0sConfigInvalid reports ClusterConfigs that do not parse or that k0s
 // would refuse, and a worker-config konnectivity entry workers cannot load.

@@ -64,13 +64,15 @@ func (e errBudget) Error() string {
 // slot held until then, so abandoned work stays bounded). A panic in the
 // evaluation is returned as an error.
 func (b *budget) run(ctx context.Context, size int, eval func(context.Context) []policies.Finding) ([]policies.Finding, error) {
+	// Cancelled when run returns: an abandoned evaluation sees its
+	// context end (rules that check it stop early).
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
 	large := size >= b.large
 	if large {
 		select {
 		case b.slots <- struct{}{}:
 		case <-ctx.Done():
-			cancel()
 			return nil, errBudget{reason: budgetQueue, timeout: b.timeout}
 		}
 	}
@@ -80,7 +82,6 @@ func (b *budget) run(ctx context.Context, size int, eval func(context.Context) [
 	}
 	done := make(chan result, 1)
 	go func() {
-		defer cancel()
 		defer func() {
 			if large {
 				<-b.slots
@@ -97,7 +98,12 @@ func (b *budget) run(ctx context.Context, size int, eval func(context.Context) [
 	case r := <-done:
 		return r.findings, r.err
 	case <-ctx.Done():
-		return nil, errBudget{reason: budgetDeadline, timeout: b.timeout}
+		select {
+		case r := <-done: // finished as the deadline came
+			return r.findings, r.err
+		default:
+			return nil, errBudget{reason: budgetDeadline, timeout: b.timeout}
+		}
 	}
 }
 

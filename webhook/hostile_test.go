@@ -148,6 +148,7 @@ func TestHostileRequests(t *testing.T) {
 		{"k0s: konnectivity not JSON", "", k0sRequest(`{"konnectivity":"not json {"}`, ""), 403, "data[konnectivity]"},
 		{"k0s: ClusterConfig value not YAML", "", k0sRequest(`{"k0s.yaml":"apiVersion: k0s.k0sproject.io/v1beta1\nkind: ClusterConfig\nspec: {\n"}`, ""), 403, "data[k0s.yaml]: not valid YAML"},
 		{"k0s: YAML alias bomb", "", k0sRequest(`{"k0s.yaml":"`+aliasBomb+`"}`, ""), 403, "excessive aliasing"},
+		{"k0s: thousands of values naming a ClusterConfig, each an alias bomb", "", expensiveConfigMap(), 403, "more values name a ClusterConfig and were not parsed"},
 		{"k0s: huge value", "", k0sRequest(`{"k0s.yaml":"kind: ClusterConfig # k0s.k0sproject.io `+strings.Repeat("x", 1<<20)+`"}`, ""), 403, "not parsed"},
 		{"k0s: ConfigMap data of wrong type", "", k0sRequest(`{"konnectivity":1}`, ""), 400, "decoding object"},
 	}
@@ -157,7 +158,15 @@ func TestHostileRequests(t *testing.T) {
 			if ct == "" {
 				ct = "application/json"
 			}
+			start := time.Now()
 			_, resp := post(t, srv, ct, tt.body)
+			// Well within the review budget (4 s), on a loaded 2-core machine.
+			if took := time.Since(start); took > 2*time.Second {
+				t.Errorf("answered in %s", took)
+			}
+			if len(resp.Result.Message) > 4096 {
+				t.Errorf("message of %d bytes", len(resp.Result.Message))
+			}
 			if resp.Allowed {
 				t.Fatalf("request was allowed; want code %d", tt.wantCode)
 			}

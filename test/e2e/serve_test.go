@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -187,3 +189,54 @@ const insecureReview = `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionRev
 "object":{"apiVersion":"apiregistration.k8s.io/v1","kind":"APIService","metadata":{"name":"v1.metrics.e2e.apiservice-guard.io"},
 "spec":{"group":"metrics.e2e.apiservice-guard.io","version":"v1","groupPriorityMinimum":100,"versionPriority":100,
 "insecureSkipTLSVerify":true,"service":{"namespace":"default","name":"kubernetes","port":443}}}}}`
+
+// TestServeWaitsForTheAPIServer: started while its API server cannot be
+// reached (its address leads nowhere yet), serve does not exit: it waits,
+// logs why, and turns ready once the API server can be reached.
+func TestServeWaitsForTheAPIServer(t *testing.T) {
+	data, err := os.ReadFile(suite.GuardKubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiAddr := strings.TrimPrefix(suite.Env.Config.Host, "https://")
+	port := freePort(t)
+	late := fmt.Sprintf("127.0.0.1:%d", port)
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, bytes.ReplaceAll(data, []byte(apiAddr), []byte(late)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// In 5 s, late starts leading to the API server.
+	go func() {
+		time.Sleep(5 * time.Second)
+		ln, err := net.Listen("tcp", late)
+		if err != nil {
+			t.Errorf("forwarder: %v", err)
+			return
+		}
+		t.Cleanup(func() { _ = ln.Close() })
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", apiAddr)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go func() { _, _ = io.Copy(up, c) }()
+				_, _ = io.Copy(c, up)
+			}()
+		}
+	}()
+	start := time.Now()
+	useGuard(t, harness.GuardOptions{Config: defaultConfig, Kubeconfig: kubeconfig})
+	if took := time.Since(start); took < 5*time.Second {
+		t.Errorf("ready after %s, before the API server could be reached", took)
+	}
+	if logs := suite.guard.Logs(); !strings.Contains(logs, "waiting for the API server") {
+		t.Errorf("the guard did not say it waited:\n%s", logs)
+	}
+}

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -153,6 +155,12 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	ctrl.SetLogger(logger)
 	ctx = ctrl.LoggerInto(ctx, logger)
 
+	// Started before the API server is reachable (a control plane coming
+	// up with its webhooks, a node reboot), the guard waits for it, not
+	// ready meanwhile, rather than exiting into a crash loop.
+	if err := waitForAPIServer(ctx, restCfg, o.probeAddr); err != nil {
+		return err
+	}
 	mgr, err := newManager(restCfg, o)
 	if err != nil {
 		return usage(err)
@@ -338,4 +346,47 @@ func parseCIDRs(values []string) ([]netip.Prefix, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// waitForAPIServer returns once the API server answers discovery, retrying
+// with a backoff from 1 s to 30 s and logging each failure; meanwhile
+// probeAddr answers /healthz ok and /readyz not ready. It returns ctx's
+// error when ctx ends first.
+func waitForAPIServer(ctx context.Context, cfg *rest.Config, probeAddr string) error {
+	cfg = rest.CopyConfig(cfg)
+	cfg.Timeout = 5 * time.Second
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	if _, err := dc.ServerVersion(); err == nil {
+		return nil
+	}
+	logger := ctrl.LoggerFrom(ctx)
+	var probes *http.Server
+	if probeAddr != "" && probeAddr != "0" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
+		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "waiting for the API server", http.StatusServiceUnavailable)
+		})
+		probes = &http.Server{Addr: probeAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = probes.ListenAndServe() }()
+		defer func() { _ = probes.Close() }()
+	}
+	delay := time.Second
+	for {
+		_, err := dc.ServerVersion()
+		if err == nil {
+			logger.Info("API server reachable")
+			return nil
+		}
+		logger.Info("waiting for the API server", "error", err.Error(), "retryIn", delay.String())
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 30*time.Second)
+	}
 }
