@@ -17,6 +17,9 @@ func FuzzParseBundle(f *testing.F) {
 		if err == nil && len(certs) == 0 {
 			t.Fatalf("no error and no certificate for %q", data)
 		}
+		if len(certs) > MaxBundleCertificates {
+			t.Fatalf("%d certificates parsed, at most %d", len(certs), MaxBundleCertificates)
+		}
 	})
 }
 

@@ -41,6 +41,7 @@ type compiledSet struct {
 	// does) is a hit without fingerprinting it.
 	listing **networkingv1.NetworkPolicy // &list[0]
 	n       int
+	bytes   int64 // what the set and the listing it keeps hold, about
 }
 
 // fingerprint is how many policies there are and the sum of one hash of name
@@ -54,13 +55,17 @@ const (
 	// compiledSetsSize bounds the namespaces whose compiled policies are
 	// kept; a set of 1,000 varied policies takes about 1.8 MB.
 	compiledSetsSize = 64
+	// compiledSetsBytes bounds what the compiled sets hold (see
+	// policyBytes), the least recently used evicted first.
+	compiledSetsBytes = 64 << 20
 	// compiledSetsTTL only bounds how long an unused set is kept: a set never
 	// goes stale, a change of the policies changes the fingerprint.
 	compiledSetsTTL = 10 * time.Minute
 )
 
 func newCompiledSets() *compiledSets {
-	return &compiledSets{sets: ttlcache.New[compiledSet](compiledSetsSize), seed: maphash.MakeSeed()}
+	return &compiledSets{sets: ttlcache.NewSized(compiledSetsSize, compiledSetsBytes, func(cs compiledSet) int64 { return cs.bytes }),
+		seed: maphash.MakeSeed()}
 }
 
 // compile returns netpol.Compile(policies), the policies of namespace ns,
@@ -94,6 +99,9 @@ func (c *compiledSets) compile(ns string, policies []*networkingv1.NetworkPolicy
 	cs := compiledSet{fingerprint: fp, set: set, n: len(policies)}
 	if len(policies) > 0 {
 		cs.listing = &policies[0]
+	}
+	for _, p := range policies {
+		cs.bytes += policyBytes(p)
 	}
 	c.sets.Put(ns, cs, nil, compiledSetsTTL)
 	return set
@@ -133,4 +141,28 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// policyBytes estimates what one policy costs a compiled set and the
+// listing it keeps: the object, and per peer, except entry and port what
+// compiling it makes (a set of 1,000 varied policies takes about 1.8 MB).
+func policyBytes(p *networkingv1.NetworkPolicy) int64 {
+	n := int64(2048)
+	peers := func(ps []networkingv1.NetworkPolicyPeer) {
+		for _, peer := range ps {
+			n += 256
+			if peer.IPBlock != nil {
+				n += 96 * int64(len(peer.IPBlock.Except))
+			}
+		}
+	}
+	for _, r := range p.Spec.Ingress {
+		peers(r.From)
+		n += 64 * int64(len(r.Ports))
+	}
+	for _, r := range p.Spec.Egress {
+		peers(r.To)
+		n += 64 * int64(len(r.Ports))
+	}
+	return n
 }

@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -150,5 +151,28 @@ func TestCompiledSetsMiss(t *testing.T) {
 	}
 	if a, b := c.compile("keda", files), c.compile("keda", files); a == b {
 		t.Error("policies without resourceVersion were cached")
+	}
+}
+
+// TestCompiledSetsByteBudget: namespaces of policies with long except
+// lists, compiled one after the other, keep the cache within its byte
+// budget however few namespaces that leaves.
+func TestCompiledSetsByteBudget(t *testing.T) {
+	c := newCompiledSets()
+	except := make([]string, 20000)
+	for i := range except {
+		except[i] = fmt.Sprintf("10.%d.%d.0/24", i/256, i%256)
+	}
+	for ns := range 40 {
+		np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: fmt.Sprint("ns-", ns), ResourceVersion: "1"},
+			Spec: networkingv1.NetworkPolicySpec{Ingress: []networkingv1.NetworkPolicyIngressRule{{From: []networkingv1.NetworkPolicyPeer{
+				{IPBlock: &networkingv1.IPBlock{CIDR: "10.0.0.0/8", Except: except}}}}}}}
+		c.compile(np.Namespace, []*networkingv1.NetworkPolicy{np})
+		if b := c.sets.Bytes(); b > compiledSetsBytes {
+			t.Fatalf("after %d namespaces: %d bytes held, budget %d", ns+1, b, compiledSetsBytes)
+		}
+	}
+	if n := c.sets.Len(); n >= 40 {
+		t.Errorf("%d sets of about 2 MB kept in a %d-byte budget", n, compiledSetsBytes)
 	}
 }

@@ -79,3 +79,35 @@ func TestByteBudget(t *testing.T) {
 		t.Errorf("replacing an entry: %d bytes, was %d", c.Bytes(), before)
 	}
 }
+
+// FuzzByteBudget: any sequence of puts (key, size, TTL) keeps a sized
+// cache within its entry and byte bounds, and its byte count equals the
+// sum over what it holds.
+func FuzzByteBudget(f *testing.F) {
+	f.Add([]byte{1, 200, 3, 1, 2, 255, 255, 7})
+	f.Add([]byte{0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		c := NewSized[int](5, 2000, func(v int) int64 { return int64(v) })
+		held := map[string]int{}
+		for i := 0; i+2 < len(ops); i += 3 {
+			key, size := string(rune('a'+ops[i]%8)), int(ops[i+1])*int(ops[i+2])/16
+			c.Put(key, size, nil, time.Minute)
+			held[key] = size
+			if c.Len() > 5 || c.Bytes() > 2000 || c.Bytes() < 0 {
+				t.Fatalf("after put %d: %d entries, %d bytes", i/3, c.Len(), c.Bytes())
+			}
+		}
+		var sum int64
+		for k, size := range held {
+			if v, _, ok := c.Get(k); ok {
+				if v != size {
+					t.Fatalf("Get(%q) = %d, last put %d", k, v, size)
+				}
+				sum += entryOverhead + int64(len(k)) + int64(v)
+			}
+		}
+		if sum != c.Bytes() {
+			t.Fatalf("Bytes() = %d, the entries held sum to %d", c.Bytes(), sum)
+		}
+	})
+}
