@@ -142,6 +142,9 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 		}},
 		{"headers trickled, never finished", func(t *testing.T) {
 			conn := dialTLS(t)
+			if _, err := io.WriteString(conn, "POST "+webhook.ValidatePath+" HTTP/1.1\r\nHost: guard\r\n"); err != nil {
+				t.Fatal(err)
+			}
 			stop := make(chan struct{})
 			defer close(stop)
 			go func() {
@@ -156,7 +159,11 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 					}
 				}
 			}()
-			closedWithin(t, conn, opts.ReadHeaderTimeout+margin)
+			start := time.Now()
+			got := closedWithin(t, conn, opts.ReadHeaderTimeout+margin)
+			if took := time.Since(start); took < opts.ReadHeaderTimeout/2 {
+				t.Errorf("closed after %s with %.100q: before the header timeout, for another reason", took, got)
+			}
 		}},
 		{"body trickled", func(t *testing.T) {
 			conn := dialTLS(t)
@@ -190,6 +197,16 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 			got := closedWithin(t, conn, opts.ReadTimeout+margin)
 			if !strings.HasPrefix(got, "HTTP/1.1 100 Continue") {
 				t.Errorf("answer: %q, want 100 Continue, then the close", got)
+			}
+		}},
+		{"headers over 64 KiB", func(t *testing.T) {
+			conn := dialTLS(t)
+			go func() {
+				_, _ = io.WriteString(conn, header("X-Big: "+strings.Repeat("a", 200<<10)+"\r\n"))
+			}()
+			got := closedWithin(t, conn, opts.ReadHeaderTimeout+margin)
+			if !strings.HasPrefix(got, "HTTP/1.1 431") {
+				t.Errorf("answer: %.100q, want 431", got)
 			}
 		}},
 		{"kept alive and idle", func(t *testing.T) {

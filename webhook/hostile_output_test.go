@@ -1,0 +1,87 @@
+package webhook_test
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"apiservice-guard.io/apiservice-guard/certs"
+)
+
+// TestHostileOutput: text an attacker puts into an object (keys, values,
+// names, PEM block types) comes back over TLS in denials and warnings with
+// its terminal control characters escaped (ESC, BEL, CR, U+202E) and capped:
+// a denial at 4 KiB, a warning at 256 bytes. Each answer comes in time, and
+// a good review is answered afterwards.
+func TestHostileOutput(t *testing.T) {
+	srv := newServer(t)
+	const evil = "\x1b[2J\x1b]0;pwned\x07\r\u202Eevil"
+	js := func(s string) string { b, _ := json.Marshal(s); return string(b[1 : len(b)-1]) }
+	// YAML forbids raw control characters, but its double-quoted keys
+	// spell them as escapes: \e (ESC), \a (BEL), \r.
+	manyUnknown := func(n int) string {
+		var b strings.Builder
+		b.WriteString("apiVersion: k0s.k0sproject.io/v1beta1\nkind: ClusterConfig\nspec:\n")
+		for i := range n {
+			fmt.Fprintf(&b, "  \"\\e[2J\\a\\r\u202Eevil%d\": 1\n", i)
+		}
+		return js(b.String())
+	}
+	tests := []struct {
+		name     string
+		body     []byte
+		allowed  bool
+		wantText string
+	}{
+		{"20,000 unknown ClusterConfig fields with control characters in their names",
+			k0sRequest(`{"k0s.yaml":"`+manyUnknown(20000)+`"}`, ""), false, "k0s refuses unknown fields"},
+		{"a worker-config konnectivity value with control characters",
+			k0sRequest(`{"konnectivity":"`+js(evil)+`"}`, ""), false, "data[konnectivity]"},
+		{"a caBundle whose PEM block type carries control characters",
+			apiServiceRequest(strings.Replace(okSpec, "%s", base64.StdEncoding.EncodeToString([]byte("-----BEGIN "+evil+"-----\nAAAA\n-----END "+evil+"-----\n")), 1)), false, "[apiservice-cabundle-invalid]"},
+		{"a Service name with control characters, in a warning",
+			apiServiceRequest(`{"group":"external.metrics.k8s.io","version":"v1beta1","groupPriorityMinimum":100,"versionPriority":100,` +
+				`"service":{"namespace":"keda","name":"` + js(evil) + strings.Repeat("x", 400) + `","port":443},"insecureSkipTLSVerify":true}`), true, ""},
+		{"a ConfigMap key with control characters and a ClusterConfig that does not parse",
+			k0sRequest(`{"`+js(evil)+`.yaml":"apiVersion: k0s.k0sproject.io/v1beta1\nkind: ClusterConfig\nspec: {\n"}`, ""), false, "not valid YAML"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			_, resp := post(t, srv, "application/json", tt.body)
+			if took := time.Since(start); took > 2*time.Second {
+				t.Errorf("answered in %s", took)
+			}
+			if resp.Allowed != tt.allowed || !strings.Contains(resp.Result.Message, tt.wantText) {
+				t.Fatalf("allowed=%v message %.300q; want allowed=%v with %q", resp.Allowed, resp.Result.Message, tt.allowed, tt.wantText)
+			}
+			if len(resp.Result.Message) > 4096 {
+				t.Errorf("denial of %d bytes", len(resp.Result.Message))
+			}
+			texts := append([]string{resp.Result.Message}, resp.Warnings...)
+			if tt.allowed && len(resp.Warnings) == 0 {
+				t.Errorf("no warning")
+			}
+			for _, s := range texts {
+				if strings.ContainsAny(s, "\x1b\x07\r\u202E") {
+					t.Errorf("control characters reach the answer: %.300q", s)
+				}
+			}
+			for _, w := range resp.Warnings {
+				if len(w) > 256 {
+					t.Errorf("warning of %d bytes", len(w))
+				}
+			}
+		})
+	}
+	ca, err := certs.NewCA("after", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, resp := post(t, srv, "application/json", apiServiceRequest(strings.Replace(okSpec, "%s", base64.StdEncoding.EncodeToString(ca.CertPEM()), 1))); !resp.Allowed {
+		t.Fatalf("a good review afterwards: %+v", resp.Result)
+	}
+}
