@@ -56,6 +56,11 @@ func Review(ctx context.Context, engine *policies.Engine, view cluster.View, kin
 		return Verdict{}, errExempt
 	}
 	v.Findings = engine.Evaluate(ctx, r, view)
+	if err := ctx.Err(); err != nil {
+		// The engine stops between rules once ctx ends: what it found is
+		// not a verdict.
+		return Verdict{}, err
+	}
 	for _, rule := range engine.Enabled(kind, policies.Create) {
 		found := false
 		for _, f := range v.Findings {

@@ -111,6 +111,11 @@ func (e *Engine) Evaluate(ctx context.Context, r *Review, v cluster.View) []Find
 	var findings []Finding
 	var ref ObjectRef
 	for _, br := range e.byKind[r.Kind] {
+		if ctx.Err() != nil {
+			// The review is out of its budget and its answer already
+			// given: the rules left would be work for no one.
+			break
+		}
 		if !br.rule.applies(r.Kind, r.Operation) {
 			continue
 		}

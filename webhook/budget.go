@@ -79,6 +79,10 @@ func (b *budget) run(ctx context.Context, size int, eval func(context.Context) [
 	type result struct {
 		findings []policies.Finding
 		err      error
+		// late is set when the deadline came before the evaluation
+		// ended: the rules may have stopped early, so the findings are
+		// not a judgement.
+		late bool
 	}
 	done := make(chan result, 1)
 	go func() {
@@ -92,19 +96,23 @@ func (b *budget) run(ctx context.Context, size int, eval func(context.Context) [
 				done <- result{err: fmt.Errorf("panic in a rule: %v", p)}
 			}
 		}()
-		done <- result{findings: eval(ctx)}
+		findings := eval(ctx)
+		done <- result{findings: findings, late: ctx.Err() != nil}
 	}()
+	var r result
 	select {
-	case r := <-done:
-		return r.findings, r.err
+	case r = <-done:
 	case <-ctx.Done():
 		select {
-		case r := <-done: // finished as the deadline came
-			return r.findings, r.err
+		case r = <-done: // finished as the deadline came
 		default:
 			return nil, errBudget{reason: budgetDeadline, timeout: b.timeout}
 		}
 	}
+	if r.late && r.err == nil {
+		return nil, errBudget{reason: budgetDeadline, timeout: b.timeout}
+	}
+	return r.findings, r.err
 }
 
 // budgetFinding is the warning a review out of budget answers with: the

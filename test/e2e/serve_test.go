@@ -9,13 +9,14 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"apiservice-guard.io/apiservice-guard/certs"
 	"apiservice-guard.io/apiservice-guard/test/harness"
@@ -194,15 +195,21 @@ const insecureReview = `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionRev
 // reached (its address leads nowhere yet), serve does not exit: it waits,
 // logs why, and turns ready once the API server can be reached.
 func TestServeWaitsForTheAPIServer(t *testing.T) {
-	data, err := os.ReadFile(suite.GuardKubeconfig)
+	cfg, err := clientcmd.LoadFromFile(suite.GuardKubeconfig)
 	if err != nil {
 		t.Fatal(err)
 	}
-	apiAddr := strings.TrimPrefix(suite.Env.Config.Host, "https://")
-	port := freePort(t)
-	late := fmt.Sprintf("127.0.0.1:%d", port)
+	late := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	var apiAddr string
+	for _, c := range cfg.Clusters {
+		u, err := url.Parse(c.Server)
+		if err != nil {
+			t.Fatal(err)
+		}
+		apiAddr, c.Server = u.Host, "https://"+late
+	}
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfig, bytes.ReplaceAll(data, []byte(apiAddr), []byte(late)), 0o600); err != nil {
+	if err := clientcmd.WriteToFile(*cfg, kubeconfig); err != nil {
 		t.Fatal(err)
 	}
 	// In 5 s, late starts leading to the API server.
