@@ -93,7 +93,7 @@ func TestHostileOutput(t *testing.T) {
 				t.Errorf("denial of %d bytes", len(resp.Result.Message))
 			}
 			texts := append([]string{resp.Result.Message}, resp.Warnings...)
-		
+
 			for _, s := range texts {
 				if strings.ContainsAny(s, "\x1b\x07\r\u202E") {
 					t.Errorf("control characters reach the answer: %.300q", s)
