@@ -176,6 +176,29 @@ func TestEngineEvaluate(t *testing.T) {
 	}
 }
 
+// TestEngineStopsWhenTheContextEnds: a rule that ends the review's
+// context (its budget spent) is the last to run.
+func TestEngineStopsWhenTheContextEnds(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	spender := fixedRule("spends-the-budget", policies.Warn)
+	check := spender.Check
+	spender.Check = func(ctx context.Context, r *policies.Review, v cluster.View) []policies.Result {
+		cancel()
+		return check(ctx, r, v)
+	}
+	e, err := policies.NewEngine(policies.Config{}, []policies.Rule{fixedRule("first", policies.Enforce), spender, fixedRule("last", policies.Audit)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range e.Evaluate(ctx, configMapReview(policies.Create, "apps"), newView(t)) {
+		got = append(got, f.Rule)
+	}
+	if diff := cmp.Diff([]string{"first", "spends-the-budget"}, got); diff != "" {
+		t.Errorf("rules run (-want +got):\n%s", diff)
+	}
+}
+
 func TestEngineHandles(t *testing.T) {
 	tests := []struct {
 		name   string

@@ -178,6 +178,9 @@ func networkPolicyRule(name string, def Action, summary string) Rule {
 			}
 			targets := make([][]target, len(here))
 			for i, p := range here {
+				if ctx.Err() != nil {
+					return nil
+				}
 				targets[i] = targetsOf(ctx, v, p)
 			}
 			if r.Judge == JudgeState && !isolatesAny(r, networkingv1.PolicyTypeIngress, targets) {
@@ -197,6 +200,9 @@ func networkPolicyRule(name string, def Action, summary string) Rule {
 			}
 			var out []Result
 			for i, p := range here {
+				if ctx.Err() != nil {
+					return out // out of budget: the answer is given without it
+				}
 				if b, ok := j.blocked(ingressOf, srcs.list, targets[i]); ok {
 					out = append(out, b.result(p.what, srcs.model))
 				}
@@ -273,6 +279,9 @@ func blocksKonnectivityRule() Rule {
 			}
 			var out []Result
 			for _, p := range protectedServices(ctx, r, v) {
+				if ctx.Err() != nil {
+					return out
+				}
 				if b, ok := j.blocked(egressOf, agents, targetsOf(ctx, v, p)); ok {
 					res := b.result(p.what, modelKonnectivity)
 					res.Fix = "allow egress from the agents to that pod and port"
