@@ -50,15 +50,9 @@ func TestReviewBudget(t *testing.T) {
 			time.Sleep(3 * time.Second)
 			return nil
 		}}
-	view, err := cluster.LoadStatic()
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine, err := policies.NewEngine(policies.Config{Mode: policies.ModeEnforce}, append(policies.DefaultRules(), stuck))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewTLSServer(webhook.Handler(webhook.NewValidator(webhook.Options{Engine: engine, View: view, ReviewTimeout: timeout})))
+	o := emptyCluster(t, stuck)
+	o.ReviewTimeout = timeout
+	srv := httptest.NewTLSServer(webhook.Handler(webhook.NewValidator(o)))
 	t.Cleanup(srv.Close)
 	body := k0sRequest(`{"konnectivity":"{\"enabled\":true,\"agentPort\":8132}"}`, "")
 	for i := range 3 {

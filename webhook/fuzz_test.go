@@ -10,8 +10,6 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 
-	"apiservice-guard.io/apiservice-guard/cluster"
-	"apiservice-guard.io/apiservice-guard/policies"
 	"apiservice-guard.io/apiservice-guard/webhook"
 )
 
@@ -25,15 +23,7 @@ func FuzzReview(f *testing.F) {
 	f.Add(k0sRequest(`{"konnectivity":"{\"agentPort\":8132}"}`, ""))
 	f.Add(k0sRequest(`{"k0s.yaml":"apiVersion: k0s.k0sproject.io/v1beta1\nkind: ClusterConfig\nspec:\n  network: {provider: calico}\n"}`, ""))
 	f.Add(k0sRequest("", `{"konnectivity":{"agentPort":8132,"adminPort":8132},"network":{"podCIDR":"10.244.0.0/16"}}`))
-	view, err := cluster.LoadStatic()
-	if err != nil {
-		f.Fatal(err)
-	}
-	engine, err := policies.NewEngine(policies.Config{Mode: policies.ModeEnforce}, policies.DefaultRules())
-	if err != nil {
-		f.Fatal(err)
-	}
-	h := webhook.Handler(webhook.NewValidator(webhook.Options{Engine: engine, View: view}))
+	h := webhook.Handler(webhook.NewValidator(emptyCluster(f)))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req := httptest.NewRequest(http.MethodPost, webhook.ValidatePath, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")

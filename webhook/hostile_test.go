@@ -24,19 +24,26 @@ func newServer(t *testing.T) *httptest.Server {
 	return newServerWith(t, webhook.Options{})
 }
 
+// emptyCluster is validator options with an empty static view and an
+// engine of every default rule, plus extra rules, in enforce mode.
+func emptyCluster(tb testing.TB, extra ...policies.Rule) webhook.Options {
+	tb.Helper()
+	view, err := cluster.LoadStatic()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	engine, err := policies.NewEngine(policies.Config{Mode: policies.ModeEnforce}, append(policies.DefaultRules(), extra...))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return webhook.Options{Engine: engine, View: view}
+}
+
 // newServerWith is newServer with options (Engine and View are set).
 func newServerWith(t *testing.T, o webhook.Options) *httptest.Server {
 	t.Helper()
-	view, err := cluster.LoadStatic()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rules := policies.DefaultRules()
-	engine, err := policies.NewEngine(policies.Config{Mode: policies.ModeEnforce}, rules)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.Engine, o.View = engine, view
+	c := emptyCluster(t)
+	o.Engine, o.View = c.Engine, c.View
 	srv := httptest.NewTLSServer(webhook.Handler(webhook.NewValidator(o)))
 	t.Cleanup(srv.Close)
 	return srv

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"apiservice-guard.io/apiservice-guard/certs"
-	"apiservice-guard.io/apiservice-guard/cluster"
-	"apiservice-guard.io/apiservice-guard/policies"
 	"apiservice-guard.io/apiservice-guard/webhook"
 )
 
@@ -37,15 +35,7 @@ func TestDistinctLargeBundlesKeepMemoryBounded(t *testing.T) {
 		}
 		pool = append(pool, ca.CertPEM())
 	}
-	view, err := cluster.LoadStatic()
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine, err := policies.NewEngine(policies.Config{Mode: policies.ModeEnforce}, policies.DefaultRules())
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := webhook.Handler(webhook.NewValidator(webhook.Options{Engine: engine, View: view}))
+	h := webhook.Handler(webhook.NewValidator(emptyCluster(t)))
 
 	var base runtime.MemStats
 	runtime.GC()

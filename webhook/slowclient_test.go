@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"apiservice-guard.io/apiservice-guard/certs"
-	"apiservice-guard.io/apiservice-guard/cluster"
-	"apiservice-guard.io/apiservice-guard/policies"
 	"apiservice-guard.io/apiservice-guard/webhook"
 )
 
@@ -45,16 +43,8 @@ func slowServer(t *testing.T, opts webhook.ServerOptions) (string, *x509.CertPoo
 	opts.Host, opts.Port = "127.0.0.1", ln.Addr().(*net.TCPAddr).Port
 	_ = ln.Close()
 
-	view, err := cluster.LoadStatic()
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine, err := policies.NewEngine(policies.Config{Mode: policies.ModeEnforce}, policies.DefaultRules())
-	if err != nil {
-		t.Fatal(err)
-	}
 	srv := webhook.NewServer(opts)
-	webhook.Register(srv, webhook.NewValidator(webhook.Options{Engine: engine, View: view}))
+	webhook.Register(srv, webhook.NewValidator(emptyCluster(t)))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Start(ctx) }()
