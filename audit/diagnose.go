@@ -181,7 +181,10 @@ func diagnose(ctx context.Context, cp policies.ControlPlane, view cluster.View, 
 	probes := d.probes(ctx, ev.Proxy, api, svc, port, targets)
 
 	// 6. What the rules find in the state now.
-	d.rules(v, reviewErr, symptoms(message, probes))
+	// The aggregator's message carries its own dial error, or the status
+	// the backend answered: a symptom, as a probe's.
+	said := classifyMessage(api, message)
+	d.rules(v, reviewErr, symptoms(said, probes))
 
 	// 7-9. TLS, konnectivity, an HTTP proxy: read from the aggregator's
 	// error and the cluster.
@@ -195,8 +198,8 @@ func diagnose(ctx context.Context, cp policies.ControlPlane, view cluster.View, 
 	// The aggregator's message carries its own dial error: a network cause
 	// read there is evidence, not a guess.
 	if !d.Available && cond != nil {
-		if r := classifyMessage(api, message); r.cause != "" {
-			d.cause(rankMessage, r.key, r.cause+" (the aggregator's own error)", r.fix)
+		if said.cause != "" {
+			d.cause(rankMessage, said.key, said.cause+" (the aggregator's own error)", said.fix)
 		}
 	}
 
@@ -315,10 +318,8 @@ func (t podTarget) describe() string {
 	}
 	p := t.pod
 	ready := "not ready"
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
-			ready = "ready"
-		}
+	if podReady(p) {
+		ready = "ready"
 	}
 	var restarts int32
 	for _, c := range p.Status.ContainerStatuses {
@@ -332,6 +333,13 @@ func (t podTarget) describe() string {
 		s += ", hostNetwork"
 	}
 	return s
+}
+
+// podReady reports whether a pod's Ready condition is True.
+func podReady(p *corev1.Pod) bool {
+	return slices.ContainsFunc(p.Status.Conditions, func(c corev1.PodCondition) bool {
+		return c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue
+	})
 }
 
 // endpointTargets are the ready endpoints of a Service's port, with the
@@ -487,13 +495,10 @@ var ruleSymptom = map[string]string{
 	"apiservice-auth-delegation": "forbidden", // the adapter answers 401/403
 }
 
-// symptoms are the probe keys of what the aggregator's message and the
-// probes through the API server's proxies show.
-func symptoms(message string, probes []probeResult) map[string]bool {
-	seen := map[string]bool{}
-	if message != "" {
-		seen[classifyMessage(nil, message).key] = true
-	}
+// symptoms are the probe keys of what the aggregator's message (said)
+// and the probes through the API server's proxies show.
+func symptoms(said probe, probes []probeResult) map[string]bool {
+	seen := map[string]bool{said.key: true}
 	for _, r := range probes {
 		seen[r.key] = true
 	}

@@ -76,10 +76,8 @@ func (d *diagnosis) konnectivity(ctx context.Context, cp policies.ControlPlane, 
 	}
 	ready := 0
 	for _, p := range agents {
-		for _, c := range p.Status.Conditions {
-			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
-				ready++
-			}
+		if podReady(p) {
+			ready++
 		}
 	}
 	evidence := fmt.Sprintf("%d agents (%s in %s), %d ready", len(agents), sel, cp.AgentNamespace(), ready)

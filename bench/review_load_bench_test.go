@@ -17,8 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"apiservice-guard.io/apiservice-guard/cluster"
-	"apiservice-guard.io/apiservice-guard/policies"
 	"apiservice-guard.io/apiservice-guard/webhook"
 )
 
@@ -30,14 +28,6 @@ import (
 // (every review counted as small). The ordinary reviews come 10 ms apart.
 // Reports their p50 and p99, and how many worst-case reviews were made.
 func BenchmarkReviewUnderLoad(b *testing.B) {
-	view, err := cluster.LoadStatic()
-	if err != nil {
-		b.Fatal(err)
-	}
-	engine, err := policies.NewEngine(policies.Config{Mode: policies.ModeEnforce}, policies.DefaultRules())
-	if err != nil {
-		b.Fatal(err)
-	}
 	np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "deny", Namespace: "shop"},
 		Spec: networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}}}
 	ordinary := npRequest(b, admissionv1.Create, np)
@@ -53,7 +43,9 @@ func BenchmarkReviewUnderLoad(b *testing.B) {
 		{"load=8-worst-case,no-slots", 8, 1 << 30},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			v := webhook.NewValidator(webhook.Options{Engine: engine, View: view, LargeReview: tc.large})
+			o := emptyCluster(b)
+			o.LargeReview = tc.large
+			v := webhook.NewValidator(o)
 			ctx, cancel := context.WithCancel(b.Context())
 			var wg sync.WaitGroup
 			var mu sync.Mutex

@@ -27,7 +27,7 @@ type CacheOptions struct {
 	// Default 4096.
 	Size int
 	// Bytes bounds the memory the parsed bundles hold, as estimated by
-	// parsedBytes; the oldest are evicted first. Default 32 MiB.
+	// ParsedBytes; the oldest are evicted first. Default 32 MiB.
 	Bytes int64
 	// Bucket is the time granularity of verification results and how long
 	// entries live. Default 1 minute.
@@ -46,7 +46,7 @@ func NewCache(o CacheOptions) *Cache {
 		o.Bytes = 32 << 20
 	}
 	return &Cache{
-		parsed:   ttlcache.NewSized(o.Size, o.Bytes, parsedBytes),
+		parsed:   ttlcache.NewSized(o.Size, o.Bytes, ParsedBytes),
 		verified: ttlcache.New[struct{}](o.Size),
 		bucket:   o.Bucket,
 	}
@@ -92,10 +92,10 @@ func (c *Cache) VerifyServing(roots, chain []*x509.Certificate, dnsName string, 
 	return err
 }
 
-// parsedBytes estimates what a parsed bundle holds: each certificate's DER
-// bytes (Raw and the slices into it) and its decoded fields, about three
-// times the DER and a little more.
-func parsedBytes(certs []*x509.Certificate) int64 {
+// ParsedBytes estimates what parsed certificates hold in memory: each
+// certificate's DER bytes (Raw and the slices into it) and its decoded
+// fields, about three times the DER and a little more.
+func ParsedBytes(certs []*x509.Certificate) int64 {
 	var n int64
 	for _, c := range certs {
 		n += 3*int64(len(c.Raw)) + 1024

@@ -165,13 +165,7 @@ const (
 	maxProbeBytes = 16 << 20
 )
 
-// probeBytes is what a kept chain holds, about (see certs.Cache).
-func probeBytes(r probeResult) int64 {
-	var n int64
-	for _, c := range r.chain {
-		n += 3*int64(len(c.Raw)) + 1024
-	}
-	return n
-}
+// probeBytes is what a kept chain holds, about.
+func probeBytes(r probeResult) int64 { return certs.ParsedBytes(r.chain) }
 
 var errNoPeerCertificate = errors.New("server presented no certificate")

@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"fmt"
-	"strings"
 
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -67,20 +66,8 @@ func respond(findings []policies.Finding) admission.Response {
 // denial joins the reasons, one per line, in at most maxDenialLength
 // bytes; the reasons that do not fit are counted: "... and N more".
 func denial(reasons []string) string {
-	var b strings.Builder
-	b.WriteString("apiservice-guard: ")
-	for i, r := range reasons {
-		more := fmt.Sprintf("\n... and %d more", len(reasons)-i)
-		if i > 0 && b.Len()+1+len(r)+len(more) > maxDenialLength {
-			b.WriteString(more)
-			break
-		}
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(r)
-	}
-	return b.String()
+	const prefix = "apiservice-guard: "
+	return prefix + shorten.Join(reasons, "\n", "... and %d more", maxDenialLength-len(prefix))
 }
 
 // warningLines is "[rule] message Fix: fix" when it fits in

@@ -25,23 +25,27 @@ func String(s string, n int) string {
 // List joins items with ", " in at most budget bytes, ending with "+N more"
 // for the items that do not fit: "alpha (1), +2 more". When not even the
 // first item fits, it is "+N more" alone.
-func List(items []string, budget int) string {
+func List(items []string, budget int) string { return Join(items, ", ", "+%d more", budget) }
+
+// Join joins items with sep in at most budget bytes, ending with more (a
+// format of the count) for the items that do not fit, as List does.
+func Join(items []string, sep, more string, budget int) string {
 	var b strings.Builder
 	for i, item := range items {
-		sep := ""
+		s := ""
 		if i > 0 {
-			sep = ", "
+			s = sep
 		}
-		more := ""
+		tail := ""
 		if rest := len(items) - i - 1; rest > 0 {
-			more = fmt.Sprintf(", +%d more", rest)
+			tail = sep + fmt.Sprintf(more, rest)
 		}
-		if b.Len()+len(sep)+len(item)+len(more) > budget {
+		if b.Len()+len(s)+len(item)+len(tail) > budget {
 			// The previous round made room for exactly this.
-			fmt.Fprintf(&b, "%s+%d more", sep, len(items)-i)
+			b.WriteString(s + fmt.Sprintf(more, len(items)-i))
 			break
 		}
-		b.WriteString(sep + item)
+		b.WriteString(s + item)
 	}
 	return b.String()
 }
