@@ -4,8 +4,11 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/binary"
+	"errors"
+	"strings"
 	"time"
 
+	"apiservice-guard.io/apiservice-guard/internal/shorten"
 	"apiservice-guard.io/apiservice-guard/internal/ttlcache"
 )
 
@@ -29,6 +32,9 @@ type CacheOptions struct {
 	// Bytes bounds the memory the parsed bundles hold, as estimated by
 	// ParsedBytes; the oldest are evicted first. Default 32 MiB.
 	Bytes int64
+	// VerifiedBytes bounds the memory the verification results hold (a key
+	// and an error message of at most MaxErrorLength each). Default 4 MiB.
+	VerifiedBytes int64
 	// Bucket is the time granularity of verification results and how long
 	// entries live. Default 1 minute.
 	Bucket time.Duration
@@ -45,9 +51,12 @@ func NewCache(o CacheOptions) *Cache {
 	if o.Bytes <= 0 {
 		o.Bytes = 32 << 20
 	}
+	if o.VerifiedBytes <= 0 {
+		o.VerifiedBytes = 4 << 20
+	}
 	return &Cache{
 		parsed:   ttlcache.NewSized(o.Size, o.Bytes, ParsedBytes),
-		verified: ttlcache.New[struct{}](o.Size),
+		verified: ttlcache.NewSized(o.Size, o.VerifiedBytes, func(struct{}) int64 { return 0 }),
 		bucket:   o.Bucket,
 	}
 }
@@ -87,9 +96,27 @@ func (c *Cache) VerifyServing(roots, chain []*x509.Certificate, dnsName string, 
 	if _, err, ok := c.verified.Get(key); ok {
 		return err
 	}
-	err := VerifyServing(roots, chain, dnsName, now)
+	err := detach(VerifyServing(roots, chain, dnsName, now))
 	c.verified.Put(key, struct{}{}, err, c.bucket)
 	return err
+}
+
+// MaxErrorLength caps the message of a verification error kept by a Cache.
+const MaxErrorLength = 1024
+
+// detach returns a verification error that holds no certificate: x509's
+// errors point to the certificate they are about, which a cached error
+// would keep alive past the parse cache's budget. An unknown authority
+// stays an x509.UnknownAuthorityError (without its certificate); any
+// other error becomes its message, capped at MaxErrorLength.
+func detach(err error) error {
+	if err == nil {
+		return nil
+	}
+	if ua := (x509.UnknownAuthorityError{}); errors.As(err, &ua) {
+		return x509.UnknownAuthorityError{}
+	}
+	return errors.New(strings.Clone(shorten.String(err.Error(), MaxErrorLength)))
 }
 
 // ParsedBytes estimates what parsed certificates hold in memory: each

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -11,15 +12,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	admissionregv1 "k8s.io/api/admissionregistration/v1"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-
-	"apiservice-guard.io/apiservice-guard/internal/ttlcache"
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	admissionregv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
@@ -29,6 +28,8 @@ import (
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"apiservice-guard.io/apiservice-guard/internal/ttlcache"
 )
 
 // LiveOptions configures a Live view. Zero values take the documented defaults.
@@ -45,6 +46,9 @@ type LiveOptions struct {
 	// MaxSecretBytes bounds the bytes of the Secrets kept (their data; a
 	// Secret may hold 1 MiB). Defaults to 32 MiB.
 	MaxSecretBytes int64
+	// MaxCertificateBytes bounds the bytes of the cert-manager Certificates
+	// kept (their JSON, twice over for the decoded form). Defaults to 8 MiB.
+	MaxCertificateBytes int64
 	// Prober answers ServingCertificate. Defaults to NewProber(ProberOptions{}).
 	Prober *Prober
 	// SyncTimeout bounds StartLive's wait for the first sync (unused by
@@ -64,6 +68,9 @@ func (o LiveOptions) withDefaults() LiveOptions {
 	}
 	if o.MaxSecretBytes <= 0 {
 		o.MaxSecretBytes = 32 << 20
+	}
+	if o.MaxCertificateBytes <= 0 {
+		o.MaxCertificateBytes = 8 << 20
 	}
 	if o.Prober == nil {
 		o.Prober = NewProber(ProberOptions{})
@@ -138,7 +145,7 @@ func NewLive(ctx context.Context, c cache.Cache, reader client.Reader, opts Live
 		reader:       reader,
 		opts:         opts,
 		secrets:      ttlcache.NewSized(opts.MaxObjects, opts.MaxSecretBytes, secretBytes),
-		certificates: ttlcache.New[*cmapi.Certificate](opts.MaxObjects),
+		certificates: ttlcache.NewSized(opts.MaxObjects, opts.MaxCertificateBytes, certificateBytes),
 	}
 	b := &storeBuilder{ctx: ctx, cache: c}
 	nsIndex := toolscache.Indexers{indexNamespace: byNamespace}
@@ -415,6 +422,19 @@ func missingAPI(err error) bool {
 // ServingCertificate implements View through the Prober.
 func (l *Live) ServingCertificate(ctx context.Context, address, serverName string) ([]*x509.Certificate, error) {
 	return l.opts.Prober.ServingCertificate(ctx, address, serverName)
+}
+
+// certificateBytes is what a cached Certificate holds, about: twice its
+// JSON (names, usages and annotations are where a large one is large).
+func certificateBytes(c *cmapi.Certificate) int64 {
+	if c == nil {
+		return 0
+	}
+	data, err := json.Marshal(c)
+	if err != nil {
+		return 1 << 20 // cannot happen for a decoded object; count it large
+	}
+	return 2 * int64(len(data))
 }
 
 // secretBytes is what a cached Secret holds, about: its data.

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"apiservice-guard.io/apiservice-guard/internal/shorten"
 	"apiservice-guard.io/apiservice-guard/internal/ttlcache"
@@ -14,10 +15,12 @@ const (
 	// remembered; the least recently written is forgotten first. A cluster
 	// has tens of APIServices; the bound only matters against abuse.
 	churnTrackedAPIServices = 1024
+	// churnBytes bounds the tracker's memory as churnHistory.bytes
+	// estimates it: about 1,500 histories without names, 350 with every
+	// slot holding a distinct name of maxManagerLength.
+	churnBytes = 4 << 20
 	// churnRingSize is how many replacements are remembered per APIService:
 	// the largest configurable count, so the count is exact for any config.
-	// With maxManagerLength it bounds the tracker to about 1024 * 64 *
-	// (40 + 128) bytes (11 MB), 2.6 MB without the names.
 	churnRingSize = maxChurnReplacements
 	// maxManagerLength cuts the names remembered: the API server allows field
 	// managers of up to 128 characters, user names are unbounded.
@@ -36,8 +39,8 @@ type churnEvent struct {
 
 // churnTracker remembers the recent caBundle replacements of each APIService,
 // for apiservice-cabundle-churn. Its memory is bounded: at most
-// churnTrackedAPIServices APIServices, each with a ring of the last
-// churnRingSize replacements. It is safe for concurrent use.
+// churnTrackedAPIServices APIServices and churnBytes, each with a ring of
+// the last churnRingSize replacements. It is safe for concurrent use.
 //
 // Every replica of the guard has its own tracker and sees only the writes
 // sent to it, so with several replicas a fight is noticed later.
@@ -63,7 +66,8 @@ type churnHistory struct {
 // newChurnTracker returns a tracker remembering at most limit APIServices;
 // c must have its defaults applied.
 func newChurnTracker(c ChurnConfig, limit int) *churnTracker {
-	return &churnTracker{window: c.Window, replacements: c.Replacements, histories: ttlcache.New[*churnHistory](limit)}
+	return &churnTracker{window: c.Window, replacements: c.Replacements,
+		histories: ttlcache.NewSized(limit, churnBytes, (*churnHistory).bytes)}
 }
 
 // observe returns the replacements of the named APIService's caBundle within
@@ -75,11 +79,8 @@ func (t *churnTracker) observe(name string, e churnEvent, record bool) []churnEv
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	h, ok := t.histories.Last(name)
-	if record {
-		if !ok {
-			h = &churnHistory{}
-		}
-		t.histories.Put(name, h, nil, churnNoExpiry)
+	if record && !ok {
+		h = &churnHistory{}
 	}
 	var out []churnEvent
 	if h != nil {
@@ -90,6 +91,9 @@ func (t *churnTracker) observe(name string, e churnEvent, record bool) []churnEv
 		if record {
 			e.manager = h.intern(e.manager)
 			h.add(e)
+			// Stored again once changed, so the cache counts its size
+			// now; the most recently written is evicted last.
+			t.histories.Put(name, h, nil, churnNoExpiry)
 		}
 	}
 	out = append(out, e)
@@ -103,6 +107,29 @@ func (t *churnTracker) observe(name string, e churnEvent, record bool) []churnEv
 // Concurrent writes may be recorded a little out of order: an event later
 // than now counts.
 func inWindow(at, now time.Time, window time.Duration) bool { return now.Sub(at) < window }
+
+// bytes estimates the memory a history holds: its ring and the distinct
+// manager names in it (intern shares a name between its events).
+func (h *churnHistory) bytes() int64 {
+	n := int64(unsafe.Sizeof(*h))
+	for i := range h.n {
+		m := h.ring[(h.head+i)%len(h.ring)].manager
+		if h.first(m) == i {
+			n += int64(len(m))
+		}
+	}
+	return n
+}
+
+// first returns the position (from head) of the first event by manager.
+func (h *churnHistory) first(manager string) int {
+	for i := range h.n {
+		if h.ring[(h.head+i)%len(h.ring)].manager == manager {
+			return i
+		}
+	}
+	return -1
+}
 
 // prune drops the oldest events while they are outside the window.
 func (h *churnHistory) prune(now time.Time, window time.Duration) {
@@ -139,10 +166,8 @@ func (h *churnHistory) add(e churnEvent) {
 // one, else a copy of its own: a fight between two writers keeps two names,
 // not one per write, and no name pins the request it was decoded from.
 func (h *churnHistory) intern(manager string) string {
-	for i := range h.n {
-		if m := h.ring[(h.head+i)%len(h.ring)].manager; m == manager {
-			return m
-		}
+	if i := h.first(manager); i >= 0 {
+		return h.ring[(h.head+i)%len(h.ring)].manager
 	}
 	return strings.Clone(manager)
 }

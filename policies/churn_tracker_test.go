@@ -199,3 +199,27 @@ func TestChurnTrackerConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestChurnTrackerByteBudget: APIServices written by many distinct managers
+// with long names are forgotten by bytes, before the entry bound.
+func TestChurnTrackerByteBudget(t *testing.T) {
+	tr := newTestTracker(t, churnTrackedAPIServices)
+	const writes = 800 * churnRingSize
+	pad := strings.Repeat("m", maxManagerLength)
+	for i := range writes {
+		manager := fmt.Sprintf("%d-%s", i, pad) // every write a new name, cut to the longest kept
+		tr.observe(fmt.Sprintf("v1.api%04d.example.com", i/churnRingSize), churnEvent{at: churnT0.Add(time.Duration(i) * time.Millisecond), manager: manager}, true)
+		if got := tr.histories.Bytes(); got > churnBytes {
+			t.Fatalf("after write %d the tracker holds %d bytes, budget %d", i, got, churnBytes)
+		}
+	}
+	// Every history full of distinct names of the longest kept length.
+	full := int(unsafe.Sizeof(churnHistory{})) + churnRingSize*maxManagerLength
+	if n := tr.histories.Len(); n > churnBytes/full || n == 0 {
+		t.Errorf("tracker holds %d APIServices of %d bytes each, want at most %d (the byte budget)", n, full, churnBytes/full)
+	}
+	h, _ := tr.histories.Last(fmt.Sprintf("v1.api%04d.example.com", (writes-1)/churnRingSize))
+	if h == nil || h.bytes() < churnRingSize*maxManagerLength {
+		t.Errorf("the last history counts %d bytes, want its names included", h.bytes())
+	}
+}
