@@ -9,11 +9,20 @@ import (
 	"apiservice-guard.io/apiservice-guard/policies"
 )
 
-// Budget defaults: the manifests give the webhooks timeoutSeconds: 5, and a
-// review must answer before the API server gives up on it.
+// Budget defaults: a review must answer before the API server gives up on
+// it, which it says in each call (the query parameter timeout, the webhook's
+// timeoutSeconds).
 const (
-	// DefaultReviewTimeout is 80% of the webhooks' timeoutSeconds.
+	// ReviewTimeoutShare is the share of the API server's timeout a review
+	// gets when no fixed timeout is set: the rest is for the way there and
+	// back, and the answer.
+	ReviewTimeoutShare = 0.8
+	// DefaultReviewTimeout is the budget of a review when the API server
+	// names no timeout: 80% of the manifests' timeoutSeconds: 5.
 	DefaultReviewTimeout = 4 * time.Second
+	// maxCallerTimeout is the longest timeout the API server may name
+	// (timeoutSeconds is at most 30); a longer one is not believed.
+	maxCallerTimeout = 30 * time.Second
 	// DefaultLargeReview is the object size from which a review counts as
 	// large: what makes a review expensive (a huge except list, a 1 MiB
 	// ConfigMap, a bundle of many certificates) makes its object large.
@@ -24,19 +33,42 @@ const (
 // half the CPUs' worth of them run at once, so that a burst of expensive
 // writes leaves the ordinary ones their latency.
 type budget struct {
+	// timeout is the fixed budget of a review; 0 means ReviewTimeoutShare
+	// of the caller's timeout, DefaultReviewTimeout without one.
 	timeout time.Duration
 	large   int
 	slots   chan struct{}
 }
 
 func newBudget(timeout time.Duration, large int) *budget {
-	if timeout <= 0 {
-		timeout = DefaultReviewTimeout
-	}
 	if large <= 0 {
 		large = DefaultLargeReview
 	}
-	return &budget{timeout: timeout, large: large, slots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))}
+	return &budget{timeout: max(timeout, 0), large: large, slots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))}
+}
+
+// timeoutFor returns the budget of a review under ctx.
+func (b *budget) timeoutFor(ctx context.Context) time.Duration {
+	if b.timeout > 0 {
+		return b.timeout
+	}
+	if t, ok := ctx.Value(callerTimeoutKey{}).(time.Duration); ok {
+		return time.Duration(float64(t) * ReviewTimeoutShare)
+	}
+	return DefaultReviewTimeout
+}
+
+type callerTimeoutKey struct{}
+
+// withCallerTimeout returns ctx carrying the timeout an admission call
+// names in its query (the API server adds ?timeout=5s from the webhook's
+// timeoutSeconds), when it names a believable one.
+func withCallerTimeout(ctx context.Context, query string) context.Context {
+	t, err := time.ParseDuration(query)
+	if err != nil || t <= 0 || t > maxCallerTimeout {
+		return ctx
+	}
+	return context.WithValue(ctx, callerTimeoutKey{}, t)
 }
 
 // Reasons a review ran out of budget, as the metric labels them.
@@ -66,14 +98,15 @@ func (e errBudget) Error() string {
 func (b *budget) run(ctx context.Context, size int, eval func(context.Context) []policies.Finding) ([]policies.Finding, error) {
 	// Cancelled when run returns: an abandoned evaluation sees its
 	// context end (rules that check it stop early).
-	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	timeout := b.timeoutFor(ctx)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	large := size >= b.large
 	if large {
 		select {
 		case b.slots <- struct{}{}:
 		case <-ctx.Done():
-			return nil, errBudget{reason: budgetQueue, timeout: b.timeout}
+			return nil, errBudget{reason: budgetQueue, timeout: timeout}
 		}
 	}
 	type result struct {
@@ -106,11 +139,11 @@ func (b *budget) run(ctx context.Context, size int, eval func(context.Context) [
 		select {
 		case r = <-done: // finished as the deadline came
 		default:
-			return nil, errBudget{reason: budgetDeadline, timeout: b.timeout}
+			return nil, errBudget{reason: budgetDeadline, timeout: timeout}
 		}
 	}
 	if r.late && r.err == nil {
-		return nil, errBudget{reason: budgetDeadline, timeout: b.timeout}
+		return nil, errBudget{reason: budgetDeadline, timeout: timeout}
 	}
 	return r.findings, r.err
 }

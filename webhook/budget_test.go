@@ -75,3 +75,46 @@ func TestReviewBudget(t *testing.T) {
 		t.Fatalf("a good review after the stuck ones: %+v", resp)
 	}
 }
+
+// TestReviewBudgetFollowsTheAPIServer: without a fixed timeout, a review's
+// budget is 80% of the timeout the API server names in its call (the
+// webhook's timeoutSeconds, as ?timeout=), and 4 s when it names none or
+// one no API server sends.
+func TestReviewBudgetFollowsTheAPIServer(t *testing.T) {
+	stuck := policies.Rule{Name: "stuck", Default: policies.Enforce, Summary: "takes 10 s",
+		Kinds: []schema.GroupKind{policies.ConfigMapKind},
+		Check: func(ctx context.Context, _ *policies.Review, _ cluster.View) []policies.Result {
+			select {
+			case <-ctx.Done():
+			case <-time.After(10 * time.Second):
+			}
+			return nil
+		}}
+	srv := httptest.NewTLSServer(webhook.Handler(webhook.NewValidator(emptyCluster(t, stuck))))
+	t.Cleanup(srv.Close)
+	body := k0sRequest(`{"konnectivity":"{\"enabled\":true,\"agentPort\":8132}"}`, "")
+	for _, c := range []struct {
+		query  string
+		budget time.Duration
+	}{
+		{"?timeout=1s", 800 * time.Millisecond},
+		{"?timeout=2s", 1600 * time.Millisecond},
+		{"?timeout=garbage", webhook.DefaultReviewTimeout},
+		{"?timeout=1h", webhook.DefaultReviewTimeout},
+		{"", webhook.DefaultReviewTimeout},
+	} {
+		t.Run(c.query, func(t *testing.T) {
+			t.Parallel()
+			start := time.Now()
+			code, resp := postTo(t, srv, webhook.ValidatePath+c.query, "application/json", body)
+			took := time.Since(start)
+			want := fmt.Sprintf("within its %s budget", c.budget)
+			if code != 200 || !resp.Allowed || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], want) {
+				t.Fatalf("HTTP %d allowed=%v warnings=%q, want one naming %q", code, resp.Allowed, resp.Warnings, want)
+			}
+			if took < c.budget || took > c.budget+time.Second {
+				t.Errorf("answered in %s, budget %s", took, c.budget)
+			}
+		})
+	}
+}

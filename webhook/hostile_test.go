@@ -52,7 +52,13 @@ func newServerWith(t *testing.T, o webhook.Options) *httptest.Server {
 // post sends body and decodes the AdmissionReview answer.
 func post(t *testing.T, srv *httptest.Server, contentType string, body []byte) (int, *admissionv1.AdmissionResponse) {
 	t.Helper()
-	resp, err := srv.Client().Post(srv.URL+webhook.ValidatePath, contentType, bytes.NewReader(body))
+	return postTo(t, srv, webhook.ValidatePath, contentType, body)
+}
+
+// postTo is post to path, which may carry a query.
+func postTo(t *testing.T, srv *httptest.Server, path, contentType string, body []byte) (int, *admissionv1.AdmissionResponse) {
+	t.Helper()
+	resp, err := srv.Client().Post(srv.URL+path, contentType, bytes.NewReader(body))
 	if err != nil {
 		t.Fatalf("request failed: %v", err)
 	}

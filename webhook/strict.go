@@ -39,6 +39,9 @@ func strictReviews(next http.Handler) http.Handler {
 			}
 		}
 		r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), r.Body))
+		if t := r.URL.Query().Get("timeout"); t != "" {
+			r = r.WithContext(withCallerTimeout(r.Context(), t))
+		}
 		next.ServeHTTP(w, r)
 	})
 }

@@ -65,7 +65,8 @@ type Options struct {
 	// Metrics counts requests and findings. Default: no metrics.
 	Metrics *Metrics
 	// ReviewTimeout bounds one review; a review out of time is allowed
-	// with a warning. Default: DefaultReviewTimeout.
+	// with a warning. Default (0): ReviewTimeoutShare of the timeout the
+	// API server names in its call, else DefaultReviewTimeout.
 	ReviewTimeout time.Duration
 	// LargeReview is the size in bytes of the objects from which reviews
 	// run a few at a time. Default: DefaultLargeReview.

@@ -91,8 +91,8 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&o.reportAPI, "report-api", string(audit.APIAuto),
 		"where audit results go: auto (openreports.io if served, else wgpolicyk8s.io, else none), openreports, wgpolicyk8s or none")
 	f.IntVar(&o.auditMaxResults, "audit-max-results", 50, "most results in one audit report; the rest are counted in an annotation")
-	f.DurationVar(&o.reviewTimeout, "review-timeout", webhook.DefaultReviewTimeout,
-		"time budget of one review, below the webhooks' timeoutSeconds (80% of the manifests' 5s); a review out of time is allowed with a warning")
+	f.DurationVar(&o.reviewTimeout, "review-timeout", 0,
+		"time budget of one review; 0: 80% of the timeout the API server names in each call (the webhook's timeoutSeconds), 4s if it names none. A review out of time is allowed with a warning")
 	f.IntVar(&o.maxConnections, "max-connections", 1024, "most webhook connections served at once; more wait to be accepted")
 	f.StringVar(&o.backendDial, "backend-dial", cluster.DialDirect,
 		"how the guard dials backends to read the serving certificates they present: direct (from its pod), none, or an HTTP CONNECT proxy into the pod network (http://HOST:PORT or unix:///PATH)")
@@ -137,8 +137,8 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if err != nil {
 		return usage(err)
 	}
-	if o.reviewTimeout <= 0 {
-		return usage(fmt.Errorf("--review-timeout %s: must be positive", o.reviewTimeout))
+	if o.reviewTimeout < 0 {
+		return usage(fmt.Errorf("--review-timeout %s: must not be negative", o.reviewTimeout))
 	}
 	if o.maxConnections < 1 {
 		return usage(fmt.Errorf("--max-connections %d: must be at least 1", o.maxConnections))
