@@ -98,7 +98,7 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) admission
 	var over errBudget
 	switch {
 	case errors.As(err, &over):
-		logger.Info("review out of budget", "kind", review.Kind.String(), "name", shorten.Printable(objectName(review), 256), "reason", over.reason)
+		logger.Info("review out of budget", "kind", review.Kind.String(), "name", objectName(review), "reason", over.reason)
 		if v.metrics != nil {
 			v.metrics.budget.WithLabelValues(review.Kind.Kind, over.reason).Inc()
 		}

@@ -27,6 +27,7 @@ import (
 	"apiservice-guard.io/apiservice-guard/cabundle"
 	"apiservice-guard.io/apiservice-guard/cluster"
 	"apiservice-guard.io/apiservice-guard/internal/memlimit"
+	"apiservice-guard.io/apiservice-guard/internal/safelog"
 	"apiservice-guard.io/apiservice-guard/policies"
 	"apiservice-guard.io/apiservice-guard/webhook"
 )
@@ -151,7 +152,8 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if err != nil {
 		return usage(err)
 	}
-	logger := zap.New(zap.UseFlagOptions(&o.zap))
+	// Logs carry text from objects: made printable and capped.
+	logger := safelog.Wrap(zap.New(zap.UseFlagOptions(&o.zap)))
 	ctrl.SetLogger(logger)
 	ctx = ctrl.LoggerInto(ctx, logger)
 
