@@ -28,7 +28,7 @@ func TestWrapCleansEverythingLogged(t *testing.T) {
 	for _, devel := range []bool{true, false} {
 		var buf bytes.Buffer
 		l := safelog.Wrap(zap.New(zap.WriteTo(&buf), zap.UseDevMode(devel), zap.Level(zapcore.DebugLevel)))
-		l = l.WithName("n-" + hostile).WithValues("pre", hostile)
+		l = l.WithName("n-"+hostile).WithValues("pre", hostile)
 		l.Info("info "+hostile, "s", hostile, "long", long, "list", []string{hostile}, "stringer", name(hostile), "n", 42, "d", 3*time.Second)
 		l.V(1).Info("debug", "err", errors.New(hostile))
 		l.Error(errors.New("failed: "+hostile), "error "+hostile, "s", hostile)
