@@ -132,3 +132,53 @@ func TestRespondHostileText(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRespond: whatever text findings carry, and however many there are,
+// the response keeps its budget: a denial of at most maxDenialLength
+// bytes, at most maxWarnings warnings of maxWarningLength, annotations of
+// maxAnnotationLength, and nothing a terminal would interpret.
+func FuzzRespond(f *testing.F) {
+	f.Add("message\x1b[31m\u202e", "fix\r\n", "detail", uint8(3), uint16(1))
+	f.Add(strings.Repeat("m", 5000), strings.Repeat("f", 300), "", uint8(0), uint16(5000))
+	f.Add("\xff\xfe", "", "\x00", uint8(1), uint16(40))
+	f.Fuzz(func(t *testing.T, message, fix, detail string, actions uint8, n uint16) {
+		n %= 64 // past every count bound (20 warnings, a 4 KiB denial)
+		findings := make([]policies.Finding, n)
+		for i := range findings {
+			findings[i] = policies.Finding{
+				Rule:   "rule",
+				Action: []policies.Action{policies.Enforce, policies.Warn, policies.Audit}[(int(actions)+i)%3],
+				// Distinct messages, so no reason collapses into another.
+				Message: fmt.Sprintf("%s %d", message, i), Fix: fix, Detail: detail,
+			}
+		}
+		resp := respond(findings)
+		printable := func(what, s string, limit int) {
+			if len(s) > limit {
+				t.Fatalf("%s of %d bytes, limit %d", what, len(s), limit)
+			}
+			if s != shorten.Printable(s, limit) {
+				t.Fatalf("%s is not printable: %q", what, s)
+			}
+		}
+		if resp.Result != nil {
+			// Reasons are joined by newlines, the one control character a
+			// denial may hold.
+			for _, line := range strings.Split(resp.Result.Message, "\n") {
+				printable("a denial's line", line, maxDenialLength)
+			}
+			if len(resp.Result.Message) > maxDenialLength {
+				t.Fatalf("denial of %d bytes", len(resp.Result.Message))
+			}
+		}
+		if len(resp.Warnings) > maxWarnings {
+			t.Fatalf("%d warnings", len(resp.Warnings))
+		}
+		for _, w := range resp.Warnings {
+			printable("a warning", w, maxWarningLength)
+		}
+		for _, a := range resp.AuditAnnotations {
+			printable("an audit annotation", a, maxAnnotationLength)
+		}
+	})
+}

@@ -2,6 +2,7 @@ package shorten
 
 import (
 	"testing"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -76,4 +77,34 @@ func TestPrintable(t *testing.T) {
 			t.Errorf("Printable(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
 		}
 	}
+}
+
+// FuzzPrintable: the output of Printable is valid UTF-8 of printable runes
+// only, at most n bytes, and the input itself when it already was so.
+func FuzzPrintable(f *testing.F) {
+	f.Add("plain", 10)
+	f.Add("\x1b]0;title\x07\r\n\u202eevil\u200b", 8)
+	f.Add("\xff\xfeé", 3)
+	f.Fuzz(func(t *testing.T, s string, n int) {
+		n = 3 + abs(n)%300
+		got := Printable(s, n)
+		if len(got) > n || !utf8.ValidString(got) {
+			t.Fatalf("Printable(%q, %d) = %q: too long or not UTF-8", s, n, got)
+		}
+		for _, r := range got {
+			if !unicode.IsPrint(r) {
+				t.Fatalf("Printable(%q, %d) = %q holds %U", s, n, got, r)
+			}
+		}
+		if got != Printable(got, n) {
+			t.Fatalf("Printable is not idempotent on %q", s)
+		}
+	})
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -(n + 1)
+	}
+	return n
 }
