@@ -4,11 +4,16 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"apiservice-guard.io/apiservice-guard/certs"
+	"apiservice-guard.io/apiservice-guard/cluster"
+	"apiservice-guard.io/apiservice-guard/policies"
+	"apiservice-guard.io/apiservice-guard/webhook"
 )
 
 // TestHostileOutput: objects built to be large (60,000 except entries,
@@ -107,6 +112,77 @@ func TestHostileOutput(t *testing.T) {
 		})
 	}
 	if _, resp := post(t, srv, "application/json", apiServiceRequest(strings.Replace(okSpec, "%s", base64.StdEncoding.EncodeToString(okCA.CertPEM()), 1))); !resp.Allowed {
+		t.Fatalf("a good review afterwards: %+v", resp.Result)
+	}
+}
+
+// TestExpensivePoliciesWhereABackendRuns: large NetworkPolicies in the
+// namespace of an aggregated API's backend (metrics-server, reached from the
+// control plane's 192.0.2.0/24 on 10250) are compiled and judged, not only
+// passed over, in time: 60,001 except entries with and without the control
+// plane among them, and 5,000 ingress rules of port ranges that miss 10250.
+// A good review is answered afterwards.
+func TestExpensivePoliciesWhereABackendRuns(t *testing.T) {
+	const dir = "../examples/networkpolicy-default-deny/"
+	view, err := cluster.LoadStatic(dir + "backend.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := policies.Config{Mode: policies.ModeEnforce}
+	cfg.ControlPlane.CIDRs = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+	engine, err := policies.NewEngine(cfg, policies.DefaultRules())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewTLSServer(webhook.Handler(webhook.NewValidator(webhook.Options{Engine: engine, View: view})))
+	t.Cleanup(srv.Close)
+
+	netpol := func(spec string) []byte {
+		return review(`{"uid":"u4","kind":{"group":"networking.k8s.io","version":"v1","kind":"NetworkPolicy"},` +
+			`"resource":{"group":"networking.k8s.io","version":"v1","resource":"networkpolicies"},"namespace":"kube-system","name":"big","operation":"CREATE",` +
+			`"userInfo":{"username":"mallory"},"object":{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"big","namespace":"kube-system"},"spec":` + spec + `}}`)
+	}
+	except := make([]string, 60000)
+	for i := range except {
+		except[i] = fmt.Sprintf(`"10.%d.%d.%d/32"`, i>>16, (i>>8)&255, i&255)
+	}
+	exceptAll := func(more string) []byte {
+		return netpol(`{"podSelector":{},"ingress":[{"from":[{"ipBlock":{"cidr":"0.0.0.0/0","except":[` + strings.Join(except, ",") + more + `]}}]}]}`)
+	}
+	tests := []struct {
+		name    string
+		body    []byte
+		allowed bool
+	}{
+		{"60,001 except entries, the control plane's among them", exceptAll(`,"192.0.2.0/24"`), false},
+		{"60,001 except entries, the control plane's not among them", exceptAll(`,"10.255.255.255/32"`), true},
+		{"5,000 ingress rules of port ranges that miss 10250",
+			netpol(`{"podSelector":{},"ingress":[` + strings.TrimSuffix(strings.Repeat(`{"ports":[{"port":1000,"endPort":10249}]},`, 5000), ",") + `]}`), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			code, resp := post(t, srv, "application/json", tt.body)
+			if took := time.Since(start); took > 2*time.Second {
+				t.Errorf("answered in %s", took)
+			}
+			if code != 200 || resp.Allowed != tt.allowed {
+				t.Fatalf("HTTP %d allowed=%v %.300q, want allowed=%v", code, resp.Allowed, resp.Result.Message, tt.allowed)
+			}
+			if !tt.allowed && !strings.Contains(resp.Result.Message, "[networkpolicy-blocks-apiservice]") {
+				t.Errorf("denial %.300q does not name the rule", resp.Result.Message)
+			}
+			if len(resp.Result.Message) > 4096 {
+				t.Errorf("denial of %d bytes", len(resp.Result.Message))
+			}
+			for _, w := range resp.Warnings {
+				if strings.Contains(w, "[review-budget]") {
+					t.Errorf("not judged: %s", w)
+				}
+			}
+		})
+	}
+	if _, resp := post(t, srv, "application/json", netpol(`{"podSelector":{"matchLabels":{"app":"other"}},"policyTypes":["Ingress"]}`)); !resp.Allowed {
 		t.Fatalf("a good review afterwards: %+v", resp.Result)
 	}
 }
