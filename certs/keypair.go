@@ -23,19 +23,39 @@ type KeyPair struct {
 	Key  crypto.Signer
 }
 
+// backdate is how long before its issue a certificate is valid from, for
+// clocks a little behind the issuer's.
+const backdate = time.Minute
+
 // NewCA creates a self-signed CA valid from now for validity.
 func NewCA(commonName string, validity time.Duration) (*KeyPair, error) {
+	now := time.Now()
+	return NewCAValid(commonName, now.Add(-backdate), now.Add(validity))
+}
+
+// NewCAValid creates a self-signed CA valid from notBefore to notAfter.
+func NewCAValid(commonName string, notBefore, notAfter time.Time) (*KeyPair, error) {
 	tmpl := &x509.Certificate{
 		Subject:               pkix.Name{CommonName: commonName},
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageCRLSign,
+		NotBefore:             notBefore,
+		NotAfter:              notAfter,
 	}
-	return sign(tmpl, nil, validity)
+	return sign(tmpl, nil)
 }
 
-// IssueServing issues a serving certificate for dnsNames and ips signed by kp.
+// IssueServing issues a serving certificate for dnsNames and ips signed by
+// kp, valid from now for validity.
 func (kp *KeyPair) IssueServing(dnsNames []string, ips []net.IP, validity time.Duration) (*KeyPair, error) {
+	now := time.Now()
+	return kp.IssueServingValid(dnsNames, ips, now.Add(-backdate), now.Add(validity))
+}
+
+// IssueServingValid issues a serving certificate for dnsNames and ips signed
+// by kp, valid from notBefore to notAfter.
+func (kp *KeyPair) IssueServingValid(dnsNames []string, ips []net.IP, notBefore, notAfter time.Time) (*KeyPair, error) {
 	cn := "serving"
 	if len(dnsNames) > 0 {
 		cn = dnsNames[0]
@@ -46,13 +66,15 @@ func (kp *KeyPair) IssueServing(dnsNames []string, ips []net.IP, validity time.D
 		IPAddresses: ips,
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		NotBefore:   notBefore,
+		NotAfter:    notAfter,
 	}
-	return sign(tmpl, kp, validity)
+	return sign(tmpl, kp)
 }
 
-// sign creates a key and a certificate from tmpl, signed by parent or, when
-// parent is nil, self-signed.
-func sign(tmpl *x509.Certificate, parent *KeyPair, validity time.Duration) (*KeyPair, error) {
+// sign creates a key and a certificate from tmpl (its validity set),
+// signed by parent or, when parent is nil, self-signed.
+func sign(tmpl *x509.Certificate, parent *KeyPair) (*KeyPair, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generating key: %w", err)
@@ -61,10 +83,7 @@ func sign(tmpl *x509.Certificate, parent *KeyPair, validity time.Duration) (*Key
 	if err != nil {
 		return nil, fmt.Errorf("generating serial: %w", err)
 	}
-	now := time.Now()
 	tmpl.SerialNumber = serial
-	tmpl.NotBefore = now.Add(-time.Minute)
-	tmpl.NotAfter = now.Add(validity)
 	issuer, signer := tmpl, crypto.Signer(key)
 	if parent != nil {
 		issuer, signer = parent.Cert, parent.Key
