@@ -22,6 +22,14 @@ const (
 	// AnnotationPublished is when every webhook configuration was first
 	// seen trusting the active CA (RFC 3339); absent until then.
 	AnnotationPublished = "apiservice-guard.io/ca-published"
+	// AnnotationRotate asks for a rotation now, set by an admin: a value
+	// starting with "ca" renews the CA (and then the serving certificate),
+	// one starting with "serving" the serving certificate. Each distinct
+	// value is acted on once, e.g.
+	//   kubectl annotate secret NAME apiservice-guard.io/rotate=ca-$(date +%s) --overwrite
+	AnnotationRotate = "apiservice-guard.io/rotate"
+	// AnnotationRotated is the rotate value last acted on, set by the guard.
+	AnnotationRotated = "apiservice-guard.io/rotated"
 )
 
 // maxBundle bounds the CAs kept in the caBundle, newest first: rotations
@@ -39,6 +47,9 @@ type Material struct {
 	// Published is when every webhook configuration was first seen
 	// trusting CA; zero until then.
 	Published time.Time
+	// Rotate is the admin's rotation request (AnnotationRotate); Rotated
+	// the last one acted on.
+	Rotate, Rotated string
 }
 
 // decode reads a Secret's material; a part that does not parse is left
@@ -75,6 +86,7 @@ func decode(s *corev1.Secret) (Material, error) {
 			m.Serving = pair
 		}
 	}
+	m.Rotate, m.Rotated = s.Annotations[AnnotationRotate], s.Annotations[AnnotationRotated]
 	if v, ok := s.Annotations[AnnotationPublished]; ok {
 		t, err := time.Parse(time.RFC3339, v)
 		if err != nil {
@@ -98,12 +110,20 @@ func (m Material) data() map[string][]byte {
 	return d
 }
 
-// annotations are the Secret's annotations for m.
+// annotations are the Secret's annotations the guard writes for m (the
+// rotate request is the admin's).
 func (m Material) annotations() map[string]string {
-	if m.Published.IsZero() {
+	a := map[string]string{}
+	if !m.Published.IsZero() {
+		a[AnnotationPublished] = m.Published.UTC().Format(time.RFC3339)
+	}
+	if m.Rotated != "" {
+		a[AnnotationRotated] = m.Rotated
+	}
+	if len(a) == 0 {
 		return nil
 	}
-	return map[string]string{AnnotationPublished: m.Published.UTC().Format(time.RFC3339)}
+	return a
 }
 
 // same reports whether m and o hold the same certificates and publication.
@@ -117,5 +137,5 @@ func (m Material) same(o Material) bool {
 	}
 	return bytes.Equal(cert(m.CA), cert(o.CA)) && bytes.Equal(cert(m.Serving), cert(o.Serving)) &&
 		bytes.Equal(certs.EncodePEM(m.Bundle...), certs.EncodePEM(o.Bundle...)) &&
-		m.Published.Equal(o.Published)
+		m.Published.Equal(o.Published) && m.Rotated == o.Rotated
 }

@@ -2,6 +2,7 @@ package servingcert
 
 import (
 	"crypto/x509"
+	"strings"
 	"time"
 
 	"apiservice-guard.io/apiservice-guard/certs"
@@ -12,6 +13,7 @@ const (
 	changeCA      = "ca"
 	changeServing = "serving"
 	changeBundle  = "bundle"
+	changeRotated = "rotated"
 )
 
 // plan is the Rotator's decision for one pass.
@@ -43,9 +45,18 @@ func renewAt(cert *x509.Certificate) time.Time {
 //     It is replaced when it is not, from the CA at once; when the CA did
 //     not issue it, once the CA has been published for Propagation; and at
 //     2/3 of its life.
+//   - An admin's rotation request not acted on yet counts as the CA, or
+//     the serving certificate, being due.
 func (o Options) decide(now time.Time, stored, served Material) (plan, error) {
-	p := plan{next: Material{CA: stored.CA, Published: stored.Published}}
-	if p.next.CA == nil || !usableCA(p.next.CA.Cert, now) {
+	p := plan{next: Material{CA: stored.CA, Published: stored.Published, Rotate: stored.Rotate, Rotated: stored.Rotated}}
+	var rotateCA, rotateServing bool
+	if stored.Rotate != "" && stored.Rotate != stored.Rotated {
+		rotateCA = strings.HasPrefix(stored.Rotate, "ca")
+		rotateServing = strings.HasPrefix(stored.Rotate, "serving")
+		p.next.Rotated = stored.Rotate
+		p.changes = append(p.changes, changeRotated)
+	}
+	if p.next.CA == nil || !usableCA(p.next.CA.Cert, now) || rotateCA {
 		ca, err := certs.NewCAValid("apiservice-guard-ca@"+now.UTC().Format(time.RFC3339), now.Add(-time.Minute), now.Add(o.CALifetime))
 		if err != nil {
 			return plan{}, err
@@ -74,7 +85,7 @@ func (o Options) decide(now time.Time, stored, served Material) (plan, error) {
 			p.wakeBy(ready)
 		}
 	default:
-		issue = !now.Before(renewAt(candidate.Cert))
+		issue = rotateServing || !now.Before(renewAt(candidate.Cert))
 	}
 	if issue {
 		notAfter := now.Add(o.ServingLifetime)

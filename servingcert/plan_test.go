@@ -211,3 +211,37 @@ func TestDecideRecovers(t *testing.T) {
 		}
 	})
 }
+
+// TestDecideRotateOnRequest: an admin's rotate annotation renews the
+// serving certificate or the CA once per distinct value; a CA renewed on
+// request is published before serving certificates come from it, like any.
+func TestDecideRotateOnRequest(t *testing.T) {
+	o := testOptions(t)
+	base := mustDecide(t, o, t0, Material{}, Material{}).next
+	base.Published = t0
+	now := t0.Add(day)
+
+	m := base
+	m.Rotate = "serving-1"
+	p := mustDecide(t, o, now, m, m)
+	if diff := cmp.Diff([]string{changeRotated, changeServing}, changes(p)); diff != "" {
+		t.Fatalf("rotate serving (-want +got):\n%s", diff)
+	}
+	if p.next.Rotated != "serving-1" || !sameCert(p.next.CA.Cert, base.CA.Cert) || sameCert(p.next.Serving.Cert, base.Serving.Cert) {
+		t.Fatal("rotate serving: want a new serving certificate from the same CA, the request marked done")
+	}
+	done := p.next
+	if p = mustDecide(t, o, now.Add(time.Minute), done, done); len(p.changes) != 0 {
+		t.Fatalf("the same request again: changes %v", p.changes)
+	}
+
+	m = done
+	m.Rotate = "ca-2"
+	p = mustDecide(t, o, now, m, m)
+	if diff := cmp.Diff([]string{changeCA, changeRotated}, changes(p)); diff != "" {
+		t.Fatalf("rotate CA (-want +got):\n%s", diff)
+	}
+	if sameCert(p.next.CA.Cert, base.CA.Cert) || !p.next.Published.IsZero() || !sameCert(p.next.Serving.Cert, done.Serving.Cert) || len(p.next.Bundle) != 2 {
+		t.Fatal("rotate CA: want a new, unpublished CA in front of the old one, and the serving certificate kept")
+	}
+}

@@ -80,6 +80,8 @@ type Server struct {
 	mux     *http.ServeMux
 	started atomic.Bool
 	addr    atomic.Pointer[string] // where it listens, once started
+	// draining makes every answer close its connection (Drain).
+	draining atomic.Bool
 }
 
 var _ ctrlwebhook.Server = (*Server)(nil)
@@ -97,6 +99,13 @@ func (s *Server) Register(path string, hook http.Handler) { s.mux.Handle(path, h
 
 // WebhookMux implements webhook.Server.
 func (s *Server) WebhookMux() *http.ServeMux { return s.mux }
+
+// Drain prepares a shutdown: from now on every answer closes its
+// connection ("Connection: close"), so that clients open new connections,
+// to other replicas once this one is out of the Service's endpoints,
+// instead of reusing one this replica will close. Requests are still
+// served until Start's context ends.
+func (s *Server) Drain() { s.draining.Store(true) }
 
 // Addr is the address the server listens on, "" before it does.
 func (s *Server) Addr() string {
@@ -133,7 +142,12 @@ func (s *Server) Start(ctx context.Context) error {
 	addr := ln.Addr().String()
 	s.addr.Store(&addr)
 	srv := &http.Server{
-		Handler:           s.mux,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if s.draining.Load() {
+				w.Header().Set("Connection", "close")
+			}
+			s.mux.ServeHTTP(w, r)
+		}),
 		ReadHeaderTimeout: o.ReadHeaderTimeout,
 		ReadTimeout:       o.ReadTimeout,
 		WriteTimeout:      o.WriteTimeout,

@@ -24,6 +24,13 @@ import (
 // issued its certificate.
 func slowServer(t *testing.T, opts webhook.ServerOptions) (string, *x509.CertPool) {
 	t.Helper()
+	srv, pool := startServer(t, opts)
+	return srv.Addr(), pool
+}
+
+// startServer is slowServer, returning the server.
+func startServer(t *testing.T, opts webhook.ServerOptions) (*webhook.Server, *x509.CertPool) {
+	t.Helper()
 	ca, err := certs.NewCA("slow-client-ca", time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +69,7 @@ func slowServer(t *testing.T, opts webhook.ServerOptions) (string, *x509.CertPoo
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
-	return srv.Addr(), pool
+	return srv, pool
 }
 
 // goodReview posts a well-formed review and checks that it is answered.

@@ -110,6 +110,9 @@ func (cp *ControlPlane) StartGuardWith(o GuardOptions) (*Guard, error) {
 		// Backends are dialed through the test network, as the API server
 		// dials them.
 		"--backend-dial", "unix://" + cp.Network.Socket(),
+		// Stopped at once unless a test asks for the delay (a later flag
+		// wins).
+		"--shutdown-delay", "0s",
 	}, o.ExtraArgs...)
 	g.cmd = exec.Command(o.Bin, args...)
 	g.cmd.Stdout, g.cmd.Stderr = logFile, logFile

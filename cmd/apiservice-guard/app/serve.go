@@ -36,7 +36,7 @@ import (
 type serveOptions struct {
 	kubeconfig        string
 	configPath        string
-	certDir           string
+	certs             certOptions
 	host              string
 	port              int
 	metricsAddr       string
@@ -59,6 +59,9 @@ type serveOptions struct {
 	backendDial     string
 	maxConnections  int
 	reviewTimeout   time.Duration
+	// shutdownDelay is how long a stopping guard stays up, not ready, so
+	// that it leaves the Service's endpoints before it stops serving.
+	shutdownDelay time.Duration
 }
 
 func newServeCommand() *cobra.Command {
@@ -74,7 +77,7 @@ func newServeCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "path to a kubeconfig; default: in-cluster configuration")
 	f.StringVar(&o.configPath, "config", "", "policy config file (YAML); default: every rule at its default action")
-	f.StringVar(&o.certDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory holding tls.crt and tls.key; reloaded when they change")
+	o.certs.bind(f)
 	f.StringVar(&o.host, "host", "", "address the webhook server listens on; default: all")
 	f.IntVar(&o.port, "port", 9443, "port the webhook server listens on")
 	f.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", `Prometheus metrics address; "0" disables`)
@@ -94,6 +97,8 @@ func newServeCommand() *cobra.Command {
 	f.IntVar(&o.auditMaxResults, "audit-max-results", 50, "most results in one audit report; the rest are counted in an annotation")
 	f.DurationVar(&o.reviewTimeout, "review-timeout", 0,
 		"time budget of one review; 0: 80% of the timeout the API server names in each call (the webhook's timeoutSeconds), 4s if it names none. A review out of time is allowed with a warning")
+	f.DurationVar(&o.shutdownDelay, "shutdown-delay", 5*time.Second,
+		"on SIGTERM, how long the guard reports not ready while it still serves, so that the API server moves to other replicas first; then reviews in flight finish and it exits")
 	f.IntVar(&o.maxConnections, "max-connections", 1024, "most webhook connections served at once; more wait to be accepted")
 	f.StringVar(&o.backendDial, "backend-dial", cluster.DialDirect,
 		"how the guard dials backends to read the serving certificates they present: direct (from its pod), none, or an HTTP CONNECT proxy into the pod network (http://HOST:PORT or unix:///PATH)")
@@ -141,6 +146,15 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if o.reviewTimeout < 0 {
 		return usage(fmt.Errorf("--review-timeout %s: must not be negative", o.reviewTimeout))
 	}
+	if o.shutdownDelay < 0 {
+		return usage(fmt.Errorf("--shutdown-delay %s: must not be negative", o.shutdownDelay))
+	}
+	if err := o.certs.resolve(); err != nil {
+		return usage(err)
+	}
+	if o.leaderElectionNamespace == "" && o.certs.namespace != "" {
+		o.leaderElectionNamespace = o.certs.namespace
+	}
 	if o.maxConnections < 1 {
 		return usage(fmt.Errorf("--max-connections %d: must be at least 1", o.maxConnections))
 	}
@@ -163,9 +177,18 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if err := waitForAPIServer(ctx, restCfg, o.probeAddr); err != nil {
 		return err
 	}
-	mgr, err := newManager(restCfg, o)
+	keeper, servePair, err := o.certs.newKeeper(restCfg)
 	if err != nil {
 		return usage(err)
+	}
+	mgr, err := newManager(restCfg, o, servePair)
+	if err != nil {
+		return usage(err)
+	}
+	if keeper != nil {
+		if err := o.certs.setupSelfManaged(mgr, keeper); err != nil {
+			return usage(err)
+		}
 	}
 	live, err := wire(ctx, mgr, engine, dial, o.reviewTimeout)
 	if err != nil {
@@ -177,16 +200,53 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if err := setupCABundleSync(mgr, o.caBundleSyncInterval); err != nil {
 		return usage(err)
 	}
-	logger.Info("starting apiservice-guard", "mode", string(cfg.Mode), "port", o.port, "certDir", o.certDir)
+	logger.Info("starting apiservice-guard", "mode", string(cfg.Mode), "port", o.port, "certMode", o.certs.mode)
 	if soft, why := memlimit.Set("/sys/fs/cgroup"); soft > 0 {
 		logger.Info("soft memory limit", "bytes", soft, "from", why)
 	}
-	return mgr.Start(ctx)
+	return startGracefully(ctx, mgr, o.shutdownDelay)
+}
+
+// startGracefully runs mgr until ctx ends, then shuts down in order: first
+// /readyz fails and every answer closes its connection, while the webhook
+// still serves for delay (the API server moves to other replicas as the
+// endpoints change); then the manager stops, which lets reviews in flight
+// finish and releases the leader Lease.
+func startGracefully(ctx context.Context, mgr manager.Manager, delay time.Duration) error {
+	var stopping atomic.Bool
+	if err := mgr.AddReadyzCheck("shutdown", func(*http.Request) error {
+		if stopping.Load() {
+			return errors.New("shutting down")
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	run, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-run.Done():
+			return
+		}
+		stopping.Store(true)
+		if srv, ok := mgr.GetWebhookServer().(*webhook.Server); ok {
+			srv.Drain()
+		}
+		ctrl.LoggerFrom(ctx).Info("shutting down: not ready, still serving", "for", delay.String())
+		select {
+		case <-time.After(delay):
+		case <-run.Done():
+		}
+		stop()
+	}()
+	return mgr.Start(run)
 }
 
 // newManager builds the manager: TLS >= 1.2 and HTTP/1.1 only on the webhook
 // server, metrics and health endpoints, the Live view's cache options.
-func newManager(restCfg *rest.Config, o *serveOptions) (manager.Manager, error) {
+func newManager(restCfg *rest.Config, o *serveOptions, servePair func(*tls.Config)) (manager.Manager, error) {
 	scheme := cluster.NewScheme()
 	secure := func(c *tls.Config) {
 		c.MinVersion = tls.VersionTLS12
@@ -194,6 +254,10 @@ func newManager(restCfg *rest.Config, o *serveOptions) (manager.Manager, error) 
 		// (CVE-2023-44487, CVE-2023-39325) need it, and the API server's
 		// webhook client does not need it.
 		c.NextProtos = []string{"http/1.1"}
+	}
+	tlsOpts := []func(*tls.Config){secure}
+	if servePair != nil {
+		tlsOpts = append(tlsOpts, servePair)
 	}
 	return ctrl.NewManager(restCfg, manager.Options{
 		Scheme:                  scheme,
@@ -207,7 +271,7 @@ func newManager(restCfg *rest.Config, o *serveOptions) (manager.Manager, error) 
 		// admission goes on in every replica.
 		LeaderElectionReleaseOnCancel: true,
 		WebhookServer: webhook.NewServer(webhook.ServerOptions{
-			Host: o.host, Port: o.port, CertDir: o.certDir, TLSOpts: []func(*tls.Config){secure},
+			Host: o.host, Port: o.port, CertDir: o.certs.dir, TLSOpts: tlsOpts,
 			MaxConnections: o.maxConnections,
 		}),
 	})
