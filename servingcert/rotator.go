@@ -199,36 +199,51 @@ func (r *Rotator) writeSecret(ctx context.Context, read *corev1.Secret, exists b
 
 // publish applies bundle as the caBundle of every webhook of the guard's
 // configurations that does not hold it already, and reports whether all of
-// them held it (no write needed).
+// them held it (no write needed). What the cache shows stale is read again
+// from the API server before it is written: the cache may not show a
+// write just made (ours, or one another writer made twice).
 func (r *Rotator) publish(ctx context.Context, bundle []byte) (bool, error) {
 	trusted := true
 	for _, name := range r.opts.WebhookConfigurations {
 		for _, k := range configKinds {
-			hooks, err := k.read(ctx, r.cache, name)
+			hooks, stale, err := k.stale(ctx, r.cache, name, bundle)
+			if err == nil && stale {
+				hooks, stale, err = k.stale(ctx, r.reader, name, bundle)
+			}
 			if apierrors.IsNotFound(err) {
 				continue
 			}
 			if err != nil {
 				return false, err
 			}
-			var names []string
-			stale := false
-			for _, h := range hooks {
-				names = append(names, h.name)
-				stale = stale || !bytes.Equal(h.caBundle, bundle)
-			}
 			if !stale {
 				continue
 			}
 			trusted = false
-			if err := r.client.Apply(ctx, k.apply(name, names, bundle), client.FieldOwner(r.opts.FieldManager), client.ForceOwnership); err != nil {
+			if err := r.client.Apply(ctx, k.apply(name, hooks, bundle), client.FieldOwner(r.opts.FieldManager), client.ForceOwnership); err != nil {
 				return false, fmt.Errorf("applying the caBundle of %s %s: %w", k.kind, name, err)
 			}
 			r.writes.WithLabelValues(k.kind, changeBundle).Inc()
-			log.FromContext(ctx).Info("caBundle written", "kind", k.kind, "name", name, "webhooks", len(names))
+			log.FromContext(ctx).Info("caBundle written", "kind", k.kind, "name", name, "webhooks", len(hooks))
 		}
 	}
 	return trusted, nil
+}
+
+// stale reads the named configuration of kind k through c and returns its
+// webhooks' names and whether any of them lacks bundle.
+func (k configKind) stale(ctx context.Context, c client.Reader, name string, bundle []byte) ([]string, bool, error) {
+	hooks, err := k.read(ctx, c, name)
+	if err != nil {
+		return nil, false, err
+	}
+	names := make([]string, len(hooks))
+	stale := false
+	for i, h := range hooks {
+		names[i] = h.name
+		stale = stale || !bytes.Equal(h.caBundle, bundle)
+	}
+	return names, stale, nil
 }
 
 // webhookCA is one webhook of a configuration and its caBundle.

@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,7 +23,9 @@ import (
 //   - localhost and loopback addresses lead to themselves (adapters behind
 //     ExternalName Services);
 //   - a destination given a Route (a pod IP or a ClusterIP and port) leads
-//     to the loopback address it names;
+//     to the loopback address it names; one given Balance (a ClusterIP and
+//     port with several ready endpoints) to one of its addresses in turn,
+//     as kube-proxy spreads a Service's connections;
 //   - a destination given Drop takes the connection and never answers, as
 //     a NetworkPolicy or a firewall that drops packets does;
 //   - any other destination gets "no route to host" and is never dialed.
@@ -38,8 +42,9 @@ type Network struct {
 }
 
 type route struct {
-	to   string // loopback host:port; "" with drop
+	to   []string // loopback host:port, taken in turn; none with drop
 	drop bool
+	next *atomic.Uint64
 }
 
 // maxSocketPath is what a Unix socket's path may hold (sun_path, less its
@@ -90,7 +95,20 @@ func (n *Network) Route(dest, to string) error {
 	if !loopback(to) {
 		return fmt.Errorf("route %s -> %s: the test network only leads to loopback", dest, to)
 	}
-	n.set(dest, route{to: to})
+	return n.Balance(dest, to)
+}
+
+// Balance sends connections to dest to each of the loopback addresses to
+// in turn, as kube-proxy sends a Service's connections to its ready
+// endpoints; with none, a connection is refused, as to a Service without
+// endpoints. Call it again as the endpoints change.
+func (n *Network) Balance(dest string, to ...string) error {
+	for _, t := range to {
+		if !loopback(t) {
+			return fmt.Errorf("route %s -> %s: the test network only leads to loopback", dest, t)
+		}
+	}
+	n.set(dest, route{to: slices.Clone(to), next: &atomic.Uint64{}})
 	return nil
 }
 
@@ -156,14 +174,21 @@ func (n *Network) tunnel(conn net.Conn) {
 	case r.drop:
 		_, _ = io.Copy(io.Discard, br) // until the API server gives up
 		return
+	case ok && len(r.to) == 0:
+		_, _ = fmt.Fprintf(conn, "HTTP/1.1 502 dial tcp %s: connect: connection refused\r\n\r\n", dest)
+		return
 	case ok:
 	case loopback(dest):
-		r.to = dest
+		r.to = []string{dest}
 	default:
 		_, _ = fmt.Fprintf(conn, "HTTP/1.1 502 dial tcp %s: connect: no route to host\r\n\r\n", dest)
 		return
 	}
-	backend, err := net.DialTimeout("tcp", r.to, 2*time.Second)
+	to := r.to[0]
+	if r.next != nil {
+		to = r.to[int(r.next.Add(1)-1)%len(r.to)]
+	}
+	backend, err := net.DialTimeout("tcp", to, 2*time.Second)
 	if err != nil {
 		// As a dial from a node would fail: refused, most often.
 		_, _ = fmt.Fprintf(conn, "HTTP/1.1 502 dial tcp %s: %s\r\n\r\n", dest, dialReason(err))
