@@ -28,12 +28,16 @@ const loadAPIService = "v1alpha1.load.example.com"
 // webhooks (failurePolicy Fail): NetworkPolicy creates and deletes, and
 // APIService updates. It counts the writes and keeps the failures.
 type load struct {
+	id     int64 // names this load's NetworkPolicies apart from an earlier one's
 	ok     atomic.Int64
 	mu     sync.Mutex
 	failed []string
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
 }
+
+// loads counts the loads started.
+var loads atomic.Int64
 
 // startLoad starts writers until the returned load is stopped.
 func startLoad(t *testing.T, writers int) *load {
@@ -49,7 +53,7 @@ func startLoad(t *testing.T, writers int) *load {
 		t.Fatalf("creating the load's APIService: %v", err)
 	}
 	run, stop := context.WithCancel(context.Background())
-	l := &load{stop: stop}
+	l := &load{id: loads.Add(1), stop: stop}
 	for w := range writers {
 		l.wg.Add(1)
 		go func() {
@@ -70,7 +74,7 @@ func startLoad(t *testing.T, writers int) *load {
 // write makes write i of writer w: a NetworkPolicy created, then deleted,
 // then an APIService label patched, in turn.
 func (l *load) write(ctx context.Context, c client.Client, w, i int) error {
-	np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: loadNamespace, Name: fmt.Sprintf("load-%d-%d", w, i/3)},
+	np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: loadNamespace, Name: fmt.Sprintf("load-%d-%d-%d", l.id, w, i/3)},
 		Spec: networkingv1.NetworkPolicySpec{PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "load"}}}}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()

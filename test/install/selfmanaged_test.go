@@ -65,6 +65,7 @@ func networkPolicyPasses(t *testing.T) error {
 // with its own certificates, the webhook configurations of manifests/base
 // with failurePolicy Fail, reached through the guard's ClusterIP Service.
 func TestSelfManaged(t *testing.T) {
+	fresh(t)
 	g := startGuard(t)
 	t.Cleanup(func() { _ = g.Stop() })
 	if err := suite.cp.Network.Balance(suite.service, g.addr); err != nil {

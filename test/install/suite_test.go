@@ -42,7 +42,8 @@ func run(m *testing.M) int {
 			"or set KUBEBUILDER_ASSETS=$(hack/tools.sh)")
 		return 1
 	}
-	cp, err := harness.Start(harness.Options{})
+	// OpenReports, so that the leader's audit writes reports.
+	cp, err := harness.Start(harness.Options{CRDPaths: []string{repoPath("test", "crds", "reports", "openreports")}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "install: setting up:", err)
 		return 1
@@ -121,6 +122,20 @@ func kubectl(t *testing.T, stdin string, args ...string) string {
 		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// fresh removes what an earlier test left of an installation: the
+// webhook configurations, the guard's Secret and its leader Lease. Call it
+// before the guards start.
+func fresh(t *testing.T) {
+	t.Helper()
+	for _, args := range [][]string{
+		{"delete", "validatingwebhookconfiguration,mutatingwebhookconfiguration", "apiservice-guard", "--ignore-not-found"},
+		{"delete", "secret", "-n", harness.GuardNamespace, servingcert.DefaultSecret, "--ignore-not-found"},
+		{"delete", "lease", "-n", harness.GuardNamespace, "apiservice-guard-leader", "--ignore-not-found"},
+	} {
+		kubectl(t, "", args...)
+	}
 }
 
 // guard is one replica: the guard process and where it listens.
