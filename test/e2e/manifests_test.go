@@ -59,6 +59,10 @@ func TestManifestsAreAccepted(t *testing.T) {
 		if !strings.Contains(rendered, "--cert-mode=self-managed") || strings.Contains(rendered, "secretName:") {
 			t.Errorf("%s: want the self-managed mode and no Secret volume", strings.Join(dir, "/"))
 		}
+		// The k0s audit reads kube-system: its Role must stay there.
+		if !strings.Contains(rendered, "name: apiservice-guard-k0s-audit\n  namespace: kube-system\n") {
+			t.Errorf("%s: the k0s audit's Role is not in kube-system", strings.Join(dir, "/"))
+		}
 	}
 
 	rendered, out := dryRunKustomization(t, "manifests", "overlays", "cert-manager")

@@ -42,8 +42,10 @@ func run(m *testing.M) int {
 			"or set KUBEBUILDER_ASSETS=$(hack/tools.sh)")
 		return 1
 	}
-	// OpenReports, so that the leader's audit writes reports.
-	cp, err := harness.Start(harness.Options{CRDPaths: []string{repoPath("test", "crds", "reports", "openreports")}})
+	// OpenReports, so that the leader's audit writes reports; cert-manager's
+	// kinds, for the chart's cert-manager variant.
+	cp, err := harness.Start(harness.Options{CRDPaths: []string{repoPath("test", "crds", "reports", "openreports"),
+		repoPath("test", "crds", "certificates.cert-manager.io.yaml"), repoPath("test", "crds", "issuers.cert-manager.io.yaml")}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "install: setting up:", err)
 		return 1
