@@ -10,12 +10,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
-	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"apiservice-guard.io/apiservice-guard/certs"
@@ -26,8 +26,9 @@ import (
 var ErrNoCertificate = errors.New("no serving certificate yet: waiting for the Secret")
 
 // Keeper serves the guard's current serving pair from memory: it watches
-// its one Secret (a list and watch with a field selector on the name, which
-// RBAC resourceNames allow) and loads each version that holds a pair. A
+// its one Secret (a watch with a field selector on the name, which RBAC
+// resourceNames allow; never a list) and loads each version that holds a
+// pair. A
 // deleted Secret leaves the last pair in service until the leader writes a
 // new one. Every replica runs one; it is safe for concurrent use.
 type Keeper struct {
@@ -84,36 +85,62 @@ func (k *Keeper) Serving() Material {
 // NeedLeaderElection is false: every replica serves.
 func (k *Keeper) NeedLeaderElection() bool { return false }
 
-// Start watches the Secret until ctx ends.
+// Start watches the Secret until ctx ends. It never lists: a watch from no
+// version (with a field selector on the Secret's name, which RBAC
+// resourceNames allow) begins with the Secret as it is, then its changes;
+// a watch that ends is taken up from the last version seen, or from none
+// when that version is gone.
 func (k *Keeper) Start(ctx context.Context) error {
+	k.notify() // the Rotator's first look, Secret or none
 	secrets := k.client.CoreV1().Secrets(k.opts.Namespace)
-	byName := func(o *metav1.ListOptions) {
-		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", k.opts.Secret).String()
+	selector := fields.OneTermEqualSelector("metadata.name", k.opts.Secret).String()
+	logger := log.FromContext(ctx).WithName("servingcert")
+	version, backoff := "", time.Duration(0)
+	for ctx.Err() == nil {
+		w, err := secrets.Watch(ctx, metav1.ListOptions{FieldSelector: selector, ResourceVersion: version, AllowWatchBookmarks: true})
+		if err != nil {
+			backoff = min(max(2*backoff, time.Second), 30*time.Second)
+			logger.Info("watching the certificate Secret failed; retrying", "error", err.Error(), "retryIn", backoff.String())
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			continue
+		}
+		backoff = 0
+		version = k.follow(ctx, w, version)
 	}
-	lw := &toolscache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			byName(&o)
-			return secrets.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			byName(&o)
-			return secrets.Watch(ctx, o)
-		},
-	}
-	inf := toolscache.NewSharedIndexInformer(lw, &corev1.Secret{}, 10*time.Minute, toolscache.Indexers{})
-	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { k.load(ctx, obj) },
-		UpdateFunc: func(_, obj any) { k.load(ctx, obj) },
-		DeleteFunc: func(any) { k.notify() },
-	}); err != nil {
-		return err
-	}
-	go inf.Run(ctx.Done())
-	if toolscache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
-		k.notify() // the Rotator's first look, Secret or none
-	}
-	<-ctx.Done()
 	return nil
+}
+
+// follow applies a watch's events until it ends and returns the version
+// to take it up from.
+func (k *Keeper) follow(ctx context.Context, w watch.Interface, version string) string {
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return version
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return version
+			}
+			switch ev.Type {
+			case watch.Error:
+				if apierrors.IsResourceExpired(apierrors.FromObject(ev.Object)) || apierrors.IsGone(apierrors.FromObject(ev.Object)) {
+					return "" // too old: start again from the Secret as it is
+				}
+				return version
+			case watch.Added, watch.Modified:
+				k.load(ctx, ev.Object)
+			case watch.Deleted:
+				k.notify()
+			}
+			if m, err := meta.Accessor(ev.Object); err == nil && ev.Type != watch.Error {
+				version = m.GetResourceVersion()
+			}
+		}
+	}
 }
 
 // load serves the pair of a Secret version, when it holds a usable one.

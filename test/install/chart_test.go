@@ -58,7 +58,7 @@ tolerations: [{key: dedicated, operator: Exists}]
 
 // renderChart renders the chart as `helm template` would, with Helm's own
 // library, and returns the manifests, each file's documents in file order.
-func renderChart(t *testing.T, release, namespace, values string) string {
+func renderChart(t testing.TB, release, namespace, values string) string {
 	t.Helper()
 	chrt, err := loader.Load(chartDir)
 	if err != nil {
@@ -103,7 +103,7 @@ func stripComments(doc string) string {
 
 // objects decodes rendered manifests, typed where the guard's scheme knows
 // the kind, keyed "Kind/namespace/name".
-func objects(t *testing.T, manifests string) map[string]runtime.Object {
+func objects(t testing.TB, manifests string) map[string]runtime.Object {
 	t.Helper()
 	dec := serializer.NewCodecFactory(cluster.NewScheme()).UniversalDeserializer()
 	out := map[string]runtime.Object{}
@@ -126,7 +126,7 @@ func objects(t *testing.T, manifests string) map[string]runtime.Object {
 }
 
 // kustomize renders a kustomization with the built kubectl.
-func kustomize(t *testing.T, dir string) string {
+func kustomize(t testing.TB, dir string) string {
 	t.Helper()
 	return kubectl(t, "", "kustomize", dir)
 }
@@ -173,7 +173,7 @@ func TestChartRenders(t *testing.T) {
 }
 
 // ensureNamespace creates a namespace unless it exists.
-func ensureNamespace(t *testing.T, ns string) {
+func ensureNamespace(t testing.TB, ns string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()

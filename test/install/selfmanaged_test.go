@@ -20,7 +20,7 @@ import (
 
 // caBundles returns the caBundle of every webhook of the guard's two
 // configurations.
-func caBundles(t *testing.T) [][]byte {
+func caBundles(t testing.TB) [][]byte {
 	t.Helper()
 	var out [][]byte
 	v := &admissionregv1.ValidatingWebhookConfiguration{}
@@ -40,7 +40,7 @@ func caBundles(t *testing.T) [][]byte {
 }
 
 // trustsSecret reports whether every webhook's caBundle is the Secret's.
-func trustsSecret(t *testing.T) bool {
+func trustsSecret(t testing.TB) bool {
 	s, _ := secret(t)
 	for _, b := range caBundles(t) {
 		if !bytes.Equal(b, s.Data[servingcert.KeyCABundle]) {
@@ -52,7 +52,7 @@ func trustsSecret(t *testing.T) bool {
 
 // networkPolicyPasses creates and deletes a NetworkPolicy, which the API
 // server sends to the guard (failurePolicy Fail): it reports the error.
-func networkPolicyPasses(t *testing.T) error {
+func networkPolicyPasses(t testing.TB) error {
 	np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "probe"},
 		Spec: networkingv1.NetworkPolicySpec{PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "probe"}}}}
 	if err := suite.cp.Client.Create(t.Context(), np); err != nil {

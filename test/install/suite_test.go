@@ -99,7 +99,7 @@ func setUpService(ctx context.Context) error {
 
 // webhookManifest is manifests/base/webhook.yaml with every failurePolicy
 // Fail, and edit applied to each webhook's clientConfig block (nil: none).
-func webhookManifest(t *testing.T, clientConfig func(string) string) string {
+func webhookManifest(t testing.TB, clientConfig func(string) string) string {
 	t.Helper()
 	data, err := os.ReadFile(repoPath("manifests", "base", "webhook.yaml"))
 	if err != nil {
@@ -113,7 +113,7 @@ func webhookManifest(t *testing.T, clientConfig func(string) string) string {
 }
 
 // kubectl runs kubectl as the admin with stdin, failing the test on an error.
-func kubectl(t *testing.T, stdin string, args ...string) string {
+func kubectl(t testing.TB, stdin string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
@@ -129,7 +129,7 @@ func kubectl(t *testing.T, stdin string, args ...string) string {
 // fresh removes what an earlier test left of an installation: the
 // webhook configurations, the guard's Secret and its leader Lease. Call it
 // before the guards start.
-func fresh(t *testing.T) {
+func fresh(t testing.TB) {
 	t.Helper()
 	for _, args := range [][]string{
 		{"delete", "validatingwebhookconfiguration,mutatingwebhookconfiguration", "apiservice-guard", "--ignore-not-found"},
@@ -150,7 +150,7 @@ type guard struct {
 // startGuard starts a self-managed replica on a port of its own, as the
 // guard's ServiceAccount, and waits until it is ready (it serves a
 // certificate from the Secret).
-func startGuard(t *testing.T, extra ...string) *guard {
+func startGuard(t testing.TB, extra ...string) *guard {
 	t.Helper()
 	port, err := harness.FreePort()
 	if err != nil {
@@ -173,7 +173,7 @@ func startGuard(t *testing.T, extra ...string) *guard {
 }
 
 // presented is the certificate the replica serves now.
-func (g *guard) presented(t *testing.T) *x509.Certificate {
+func (g *guard) presented(t testing.TB) *x509.Certificate {
 	t.Helper()
 	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", g.addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // reads what is presented
 	if err != nil {
@@ -185,7 +185,7 @@ func (g *guard) presented(t *testing.T) *x509.Certificate {
 
 // writes sums the guard's apiservice_guard_certificate_writes_total whose
 // object label is object.
-func (g *guard) writes(t *testing.T, object string) int {
+func (g *guard) writes(t testing.TB, object string) int {
 	t.Helper()
 	resp, err := http.Get("http://" + g.metrics + "/metrics")
 	if err != nil {
@@ -209,7 +209,7 @@ func (g *guard) writes(t *testing.T, object string) int {
 }
 
 // secret reads the guard's Secret and decodes its bundle.
-func secret(t *testing.T) (*corev1.Secret, []*x509.Certificate) {
+func secret(t testing.TB) (*corev1.Secret, []*x509.Certificate) {
 	t.Helper()
 	s := &corev1.Secret{}
 	if err := suite.cp.Client.Get(t.Context(), client.ObjectKey{Namespace: harness.GuardNamespace, Name: servingcert.DefaultSecret}, s); err != nil {
@@ -223,7 +223,7 @@ func secret(t *testing.T) (*corev1.Secret, []*x509.Certificate) {
 }
 
 // eventually polls cond every 100 ms until it holds or limit passes.
-func eventually(t *testing.T, limit time.Duration, what string, cond func() bool) {
+func eventually(t testing.TB, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for !cond() {
