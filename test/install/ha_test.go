@@ -2,6 +2,8 @@ package install
 
 import (
 	"context"
+	"crypto/tls"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -27,15 +29,11 @@ func endpoints(t *testing.T, guards ...*guard) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		c := &http.Client{Timeout: 200 * time.Millisecond}
 		for ctx.Err() == nil {
 			var ready []string
 			for _, g := range guards {
-				if resp, err := c.Get("http://" + g.HealthAddr + "/readyz"); err == nil {
-					resp.Body.Close()
-					if resp.StatusCode == http.StatusOK {
-						ready = append(ready, g.addr)
-					}
+				if isReady(g) {
+					ready = append(ready, g.addr)
 				}
 			}
 			_ = suite.cp.Network.Balance(suite.service, ready...)
@@ -43,6 +41,16 @@ func endpoints(t *testing.T, guards ...*guard) {
 		}
 	}()
 	t.Cleanup(func() { cancel(); wg.Wait() })
+}
+
+// isReady reports whether the replica's /readyz answers 200.
+func isReady(g *guard) bool {
+	resp, err := (&http.Client{Timeout: time.Second}).Get("http://" + g.HealthAddr + "/readyz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 // leaseHolder is the holder of the guard's leader Lease.
@@ -96,7 +104,17 @@ func TestHighAvailability(t *testing.T) {
 	l := startLoad(t, 4)
 	time.Sleep(2 * time.Second)
 	stopped := time.Now()
-	if err := a.Stop(); err != nil {
+	exited := make(chan error, 1)
+	go func() { exited <- a.Stop() }()
+	// The stopping leader says it is not ready first, and still serves:
+	// the endpoints move before the server goes.
+	eventually(t, time.Second, "the stopping leader reports not ready", func() bool { return !isReady(a) })
+	if conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", a.addr, &tls.Config{InsecureSkipVerify: true}); err != nil { //nolint:gosec // reachability
+		t.Errorf("the stopping leader stopped serving before its shutdown delay: %v", err)
+	} else {
+		conn.Close()
+	}
+	if err := <-exited; err != nil {
 		t.Errorf("the leader's exit: %v", err)
 	}
 	t.Logf("the leader stopped in %s", time.Since(stopped).Round(time.Millisecond))
