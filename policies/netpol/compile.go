@@ -26,6 +26,7 @@ func (d direction) policyType() networkingv1.PolicyType {
 
 // policy is a compiled NetworkPolicy.
 type policy struct {
+	kind     string // empty for a NetworkPolicy; see Issue.Kind
 	ref      PolicyRef
 	selector selector
 	affects  [2]bool    // policyTypes, defaulted, by direction
@@ -41,6 +42,10 @@ type Set struct {
 	// byNamespace holds each namespace's policies in input order. Slices are
 	// never modified after construction: With copies the ones it changes.
 	byNamespace map[string][]*policy
+	// admin and baseline are the ClusterNetworkPolicies of each tier, by
+	// priority (WithCluster); clusterIssues their invalid parts.
+	admin, baseline []*clusterPolicy
+	clusterIssues   []Issue
 }
 
 // Compile compiles policies for evaluation. Nil entries are skipped; a policy
@@ -66,7 +71,7 @@ func Compile(policies []*networkingv1.NetworkPolicy) *Set {
 // so the cost is compiling upsert plus copying the touched namespaces' lists:
 // this is how to evaluate a CREATE, UPDATE or DELETE without recompiling.
 func (s *Set) With(upsert []*networkingv1.NetworkPolicy, remove ...PolicyRef) *Set {
-	out := &Set{byNamespace: maps.Clone(s.byNamespace)}
+	out := &Set{byNamespace: maps.Clone(s.byNamespace), admin: s.admin, baseline: s.baseline, clusterIssues: s.clusterIssues}
 	copied := map[string]bool{}
 	own := func(ns string) []*policy {
 		if !copied[ns] {
@@ -123,7 +128,7 @@ func (s *Set) Issues() []Issue {
 			out = append(out, p.all...)
 		}
 	}
-	return out
+	return append(out, s.clusterIssues...)
 }
 
 // defaulted puts an empty namespace in "default", as Compile does.

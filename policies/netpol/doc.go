@@ -61,4 +61,29 @@
 // 1-65535, empty name, endPort without a numeric port or below port, unknown
 // protocol) matches nothing; an unknown policyType is ignored. A rule whose
 // peers or ports are all invalid therefore allows nothing.
+//
+// Set.WithCluster adds ClusterNetworkPolicies (policy.networking.k8s.io,
+// v1beta1; v1alpha2 converts with ClusterNetworkPolicyFromV1Alpha2), which
+// every evaluation then applies in the order the dataplane does:
+//
+//   - The Admin tier, policies by priority (lower first; equal priorities in
+//     name order, which the API leaves to the implementation), each
+//     policy's rules in order: the first rule whose peers and protocols
+//     match decides. Accept allows, Deny denies, and nothing later counts;
+//     Pass skips the rest of the tier (Verdict.PassedBy names it).
+//   - The NetworkPolicies, as above, when one isolates the pod.
+//   - The Baseline tier, the same way, only for a pod no NetworkPolicy
+//     isolates; with no match either, the traffic is allowed.
+//
+// A policy applies to the pods its subject selects (namespaces, or pods in
+// namespaces); host-networked pods are no subjects, as for NetworkPolicy.
+// Peers namespaces and pods match pod-network pods only, so a Baseline
+// deny of every namespace stops konnectivity agents but not an API server
+// that is no pod; egress peers networks match addresses (pods' included),
+// an empty nodes selector any node address. A peer that sets no field
+// fails closed as the API says (an Accept matches nothing, a Deny or Pass
+// everything); a nodes selector with labels, and domainNames, match
+// nothing (the guard knows no node labels and resolves no names); an
+// unknown tier or action leaves the policy or rule out. Verdict.Tier and
+// Verdict.DecidedBy name the layer and the rule that decided.
 package netpol

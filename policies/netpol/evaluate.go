@@ -29,13 +29,50 @@ func (s *Set) evaluate(d direction, t *Traffic) Verdict {
 		return v
 	}
 	proto := protocolOr(t.Protocol)
-	x := party{ip: other.addr()}
-	if other.isPodNetwork() {
-		x.pod = other.Pod
-	}
 	var dst *Pod // named ports resolve only on a pod-network destination
 	if t.Destination.isPodNetwork() {
 		dst = t.Destination.Pod
+	}
+	// The Admin tier first: its first matching rule decides, unless it is
+	// a Pass.
+	if len(s.admin) > 0 {
+		ref, accept, decided, issues := tierVerdict(s.admin, d, self, other, t.Port, proto, dst)
+		if decided {
+			return clusterVerdict(v, t, ref, accept, issues)
+		}
+		v.PassedBy = ref
+	}
+	s.networkPolicies(&v, d, self, other, t.Port, proto, dst)
+	// The Baseline tier only for a pod no NetworkPolicy isolates.
+	if !v.Isolated && len(s.baseline) > 0 {
+		ref, accept, decided, issues := tierVerdict(s.baseline, d, self, other, t.Port, proto, dst)
+		if decided {
+			return clusterVerdict(v, t, ref, accept, append(v.Issues, issues...))
+		}
+	}
+	if v.Isolated {
+		v.Tier = TierNetworkPolicy
+	}
+	v.Explanation = explain(&v, t)
+	return v
+}
+
+// clusterVerdict is v decided by a ClusterNetworkPolicy rule.
+func clusterVerdict(v Verdict, t *Traffic, ref *ClusterRuleRef, accept bool, issues []Issue) Verdict {
+	v.Allowed, v.Reason, v.Tier, v.DecidedBy = accept, ClusterDeny, ref.Tier, ref
+	if accept {
+		v.Reason = ClusterAccept
+	}
+	v.Issues = issues
+	v.Explanation = explain(&v, t)
+	return v
+}
+
+// networkPolicies decides v by the NetworkPolicies of self's namespace.
+func (s *Set) networkPolicies(v *Verdict, d direction, self, other *Endpoint, port int32, proto corev1.Protocol, dst *Pod) {
+	x := party{ip: other.addr()}
+	if other.isPodNetwork() {
+		x.pod = other.Pod
 	}
 	pols := s.byNamespace[self.Pod.Namespace]
 	var small [16]uint64 // selection bitmap without allocating, up to 1,024 policies
@@ -53,12 +90,10 @@ func (s *Set) evaluate(d direction, t *Traffic) Verdict {
 		v.IsolatedBy = append(v.IsolatedBy, p.ref)
 		v.Issues = append(v.Issues, p.issues[d]...)
 		if v.AllowedBy == nil {
-			v.AllowedBy = p.firstMatch(d, &x, t.Port, proto, dst)
+			v.AllowedBy = p.firstMatch(d, &x, port, proto, dst)
 		}
 	}
 	v.decide(d, self, other)
-	v.Explanation = explain(&v, t)
-	return v
 }
 
 // selectPolicies marks in a bitmap (buf grown as needed) the policies that

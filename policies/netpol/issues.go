@@ -59,7 +59,7 @@ type reporter struct {
 }
 
 func (r reporter) add(f path, detail string) {
-	is := Issue{Policy: r.p.ref, Field: f.String(), Detail: detail}
+	is := Issue{Kind: r.p.kind, Policy: r.p.ref, Field: f.String(), Detail: detail}
 	r.p.all = append(r.p.all, is)
 	if r.both || r.d == ingress {
 		r.p.issues[ingress] = append(r.p.issues[ingress], is)

@@ -170,7 +170,8 @@ func protocolOr(p corev1.Protocol) corev1.Protocol {
 	return p
 }
 
-// PolicyRef names a NetworkPolicy.
+// PolicyRef names a NetworkPolicy (a cluster-scoped policy by its name
+// alone, where a Kind says what it is).
 type PolicyRef struct {
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
@@ -199,6 +200,9 @@ func (r RuleRef) String() string {
 // Issue is a part of a policy that the API server would reject; see the
 // package doc for how each is decided.
 type Issue struct {
+	// Kind is empty for a NetworkPolicy, else the kind of the cluster-scoped
+	// policy (ClusterNetworkPolicy), named by Policy.Name.
+	Kind   string    `json:"kind,omitempty"`
 	Policy PolicyRef `json:"policy"`
 	// Field is the path of the invalid field, e.g. "spec.ingress[0].from[1].ipBlock.cidr".
 	Field string `json:"field"`
@@ -208,5 +212,9 @@ type Issue struct {
 
 // String renders "policy ns/name spec.field: detail".
 func (i Issue) String() string {
-	return "policy " + i.Policy.String() + " " + i.Field + ": " + i.Detail
+	name := i.Policy.String()
+	if i.Kind != "" {
+		name = i.Kind + " " + i.Policy.Name
+	}
+	return "policy " + name + " " + i.Field + ": " + i.Detail
 }

@@ -24,6 +24,12 @@ const (
 	// NoRuleAllows: the pod is isolated and no rule of an isolating policy
 	// allows the traffic. Denied.
 	NoRuleAllows Reason = "NoRuleAllows"
+	// ClusterAccept: a ClusterNetworkPolicy rule (Verdict.DecidedBy)
+	// accepts the traffic. Allowed.
+	ClusterAccept Reason = "ClusterAccept"
+	// ClusterDeny: a ClusterNetworkPolicy rule (Verdict.DecidedBy) denies
+	// the traffic. Denied.
+	ClusterDeny Reason = "ClusterDeny"
 )
 
 // maxNamed caps how many policies an explanation names.
@@ -47,6 +53,16 @@ type Verdict struct {
 	// Issues are the invalid parts of the policies that took part: the
 	// isolating ones, and those whose invalid podSelector selects nothing.
 	Issues []Issue `json:"issues,omitempty"`
+	// Tier is the layer that decided: the Admin or Baseline tier of
+	// ClusterNetworkPolicies, or NetworkPolicy when a NetworkPolicy isolates
+	// the pod; empty when nothing did (allowed by default).
+	Tier Tier `json:"tier,omitempty"`
+	// DecidedBy is the ClusterNetworkPolicy rule that decided, for
+	// ClusterAccept and ClusterDeny.
+	DecidedBy *ClusterRuleRef `json:"decidedBy,omitempty"`
+	// PassedBy is the Admin tier rule that passed the traffic on to the
+	// later layers (a Pass), if one did.
+	PassedBy *ClusterRuleRef `json:"passedBy,omitempty"`
 	// Explanation is a one-line, human-readable account of the decision.
 	Explanation string `json:"explanation"`
 }
@@ -98,6 +114,13 @@ func explain(v *Verdict, t *Traffic) string {
 		b.WriteString(" denied: isolated by ")
 		writePolicies(&b, v.IsolatedBy)
 		b.WriteString(", and no " + dir + " rule allows it")
+	case ClusterAccept:
+		b.WriteString(" allowed by " + v.DecidedBy.String())
+	case ClusterDeny:
+		b.WriteString(" denied by " + v.DecidedBy.String())
+	}
+	if v.PassedBy != nil {
+		b.WriteString(" (passed on by " + v.PassedBy.String() + ")")
 	}
 	if n := len(v.Issues); n > 0 {
 		b.WriteString(" (" + strconv.Itoa(n) + " invalid part(s) in these policies, first: " + v.Issues[0].String() + ")")
