@@ -129,6 +129,10 @@ func ClusterNetworkPolicyFromV1Alpha2(p *cnpv1alpha2.ClusterNetworkPolicy) (*cnp
 func compileCluster(p *cnpv1beta1.ClusterNetworkPolicy) *clusterPolicy {
 	cp := &clusterPolicy{priority: p.Spec.Priority}
 	cp.base.kind, cp.base.ref = ClusterNetworkPolicyKind, PolicyRef{Name: p.Name}
+	switch p.Kind {
+	case AdminNetworkPolicyKind, BaselineAdminNetworkPolicyKind: // mapped from v1alpha1
+		cp.base.kind = p.Kind
+	}
 	r := reporter{p: &cp.base, both: true}
 	spec := path{}.field("spec")
 	switch p.Spec.Tier {

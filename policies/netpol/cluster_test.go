@@ -1,11 +1,14 @@
 package netpol_test
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	anp "sigs.k8s.io/network-policy-api/apis/v1alpha1"
 	cnp "sigs.k8s.io/network-policy-api/apis/v1beta1"
 
 	"apiservice-guard.io/apiservice-guard/policies/netpol"
@@ -262,5 +265,54 @@ func TestClusterIssues(t *testing.T) {
 		if !strings.Contains(joined, want) {
 			t.Errorf("issues lack %q:\n%s", want, joined)
 		}
+	}
+}
+
+// TestV1Alpha1MapsOntoTiers: an AdminNetworkPolicy is an Admin tier policy
+// (Allow as Accept), a BaselineAdminNetworkPolicy a Baseline one after the
+// Baseline ClusterNetworkPolicies; their ports map onto protocols; their
+// kinds name them.
+func TestV1Alpha1MapsOntoTiers(t *testing.T) {
+	kube := map[string]string{"kubernetes.io/metadata.name": "kube-system"}
+	udp53 := []anp.AdminNetworkPolicyPort{{PortNumber: &anp.Port{Protocol: corev1.ProtocolUDP, Port: 53}}}
+	httpsRange := []anp.AdminNetworkPolicyPort{{PortRange: &anp.PortRange{Start: 6000, End: 7000}}}
+	named := "https"
+	namedHTTPS := []anp.AdminNetworkPolicyPort{{NamedPort: &named}}
+	admin := &anp.AdminNetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "allow-kube"}, Spec: anp.AdminNetworkPolicySpec{
+		Priority: 5, Subject: anp.AdminNetworkPolicySubject{Namespaces: &metav1.LabelSelector{}},
+		Ingress: []anp.AdminNetworkPolicyIngressRule{
+			{Name: "dns-only", Action: anp.AdminNetworkPolicyRuleActionDeny, Ports: &udp53,
+				From: []anp.AdminNetworkPolicyIngressPeer{{Namespaces: &metav1.LabelSelector{}}}},
+			{Name: "kube", Action: anp.AdminNetworkPolicyRuleActionAllow, Ports: &httpsRange,
+				From: []anp.AdminNetworkPolicyIngressPeer{{Namespaces: &metav1.LabelSelector{MatchLabels: kube}}}},
+		}}}
+	baseline := &anp.BaselineAdminNetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "default"}, Spec: anp.BaselineAdminNetworkPolicySpec{
+		Subject: anp.AdminNetworkPolicySubject{Namespaces: &metav1.LabelSelector{}},
+		Ingress: []anp.BaselineAdminNetworkPolicyIngressRule{{Action: anp.BaselineAdminNetworkPolicyRuleActionDeny, Ports: &namedHTTPS,
+			From: []anp.AdminNetworkPolicyIngressPeer{{Namespaces: &metav1.LabelSelector{}}}}}}}
+	fromAgent := netpol.Traffic{Source: netpol.PodEndpoint(agentPod(false)), Destination: netpol.PodEndpoint(kedaPod()), Port: 6443}
+	fromProm := netpol.Traffic{Source: netpol.PodEndpoint(promPod()), Destination: netpol.PodEndpoint(kedaPod()), Port: 6443}
+
+	set := netpol.Compile(nil).WithCluster([]*cnp.ClusterNetworkPolicy{
+		netpol.FromAdminNetworkPolicy(admin), netpol.FromBaselineAdminNetworkPolicy(baseline),
+		clusterPolicy("baseline-accept-prom", cnp.BaselineTier, 999, ingressRule("", accept, nil, fromNamespaces(map[string]string{"team": "ops"}))),
+	})
+	v := set.Ingress(fromAgent)
+	if !v.Allowed || v.Reason != netpol.ClusterAccept || v.DecidedBy.Kind != netpol.AdminNetworkPolicyKind ||
+		!strings.Contains(v.Explanation, `AdminNetworkPolicy allow-kube (Admin tier, priority 5) ingress rule 1 "kube" (Accept)`) {
+		t.Errorf("from the agent: %s", v.Explanation)
+	}
+	if v := set.Ingress(fromProm); !v.Allowed || refName(v.DecidedBy) != "baseline-accept-prom" {
+		t.Errorf("from prometheus: the Baseline ClusterNetworkPolicy (999) before the BaselineAdminNetworkPolicy: %s", v.Explanation)
+	}
+	other := fromProm
+	other.Source = netpol.PodEndpoint(&netpol.Pod{Namespace: "shop", Name: "web", Labels: map[string]string{"app": "web"}, IPs: []netip.Addr{ip("10.244.3.3")}})
+	if v := set.Ingress(other); v.Allowed || v.DecidedBy.Kind != netpol.BaselineAdminNetworkPolicyKind {
+		t.Errorf("from another namespace: the BaselineAdminNetworkPolicy's named-port deny: %s", v.Explanation)
+	}
+	dns := fromAgent
+	dns.Port, dns.Protocol = 53, corev1.ProtocolUDP
+	if v := set.Ingress(dns); v.Allowed || refName(v.DecidedBy) != "allow-kube" {
+		t.Errorf("DNS: the AdminNetworkPolicy's UDP 53 deny: %s", v.Explanation)
 	}
 }
