@@ -28,6 +28,9 @@ import (
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	anpv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
+	cnpv1alpha2 "sigs.k8s.io/network-policy-api/apis/v1alpha2"
+	cnpv1beta1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
 
 	"apiservice-guard.io/apiservice-guard/internal/ttlcache"
 )
@@ -54,6 +57,9 @@ type LiveOptions struct {
 	// SyncTimeout bounds StartLive's wait for the first sync (unused by
 	// NewLive). Defaults to 2m.
 	SyncTimeout time.Duration
+	// PolicyAPIs are the cluster-scoped policy APIs to watch (see
+	// DiscoverPolicyAPIs). Default: none.
+	PolicyAPIs PolicyAPIs
 }
 
 func (o LiveOptions) withDefaults() LiveOptions {
@@ -94,12 +100,17 @@ type Live struct {
 	// synced is set once every informer has synced; reads wait for it.
 	synced atomic.Bool
 
-	namespaces          *store[corev1.Namespace]
-	services            *store[corev1.Service]
-	endpointSlices      *store[discoveryv1.EndpointSlice]
-	pods                *store[corev1.Pod]
-	nodes               *store[corev1.Node]
-	networkPolicies     *store[networkingv1.NetworkPolicy]
+	namespaces      *store[corev1.Namespace]
+	services        *store[corev1.Service]
+	endpointSlices  *store[discoveryv1.EndpointSlice]
+	pods            *store[corev1.Pod]
+	nodes           *store[corev1.Node]
+	networkPolicies *store[networkingv1.NetworkPolicy]
+	// Cluster-scoped policies, only for the APIs served (nil otherwise).
+	cnpV1Beta1          *store[cnpv1beta1.ClusterNetworkPolicy]
+	cnpV1Alpha2         *store[cnpv1alpha2.ClusterNetworkPolicy]
+	anps                *store[anpv1alpha1.AdminNetworkPolicy]
+	banps               *store[anpv1alpha1.BaselineAdminNetworkPolicy]
 	apiServices         *store[apiregv1.APIService]
 	roleBindings        *store[rbacv1.RoleBinding]
 	clusterRoleBindings *store[rbacv1.ClusterRoleBinding]
@@ -156,6 +167,17 @@ func NewLive(ctx context.Context, c cache.Cache, reader client.Reader, opts Live
 	l.pods = build[corev1.Pod](b, &corev1.Pod{}, corev1.Resource("pods"), nsIndex)
 	l.nodes = build[corev1.Node](b, &corev1.Node{}, corev1.Resource("nodes"), nil)
 	l.networkPolicies = build[networkingv1.NetworkPolicy](b, &networkingv1.NetworkPolicy{}, networkingv1.Resource("networkpolicies"), nsIndex)
+	if opts.PolicyAPIs.ClusterNetworkPolicyV1Beta1 {
+		l.cnpV1Beta1 = build[cnpv1beta1.ClusterNetworkPolicy](b, &cnpv1beta1.ClusterNetworkPolicy{}, cnpv1beta1.Resource("clusternetworkpolicies"), nil)
+	} else if opts.PolicyAPIs.ClusterNetworkPolicyV1Alpha2 {
+		l.cnpV1Alpha2 = build[cnpv1alpha2.ClusterNetworkPolicy](b, &cnpv1alpha2.ClusterNetworkPolicy{}, cnpv1alpha2.Resource("clusternetworkpolicies"), nil)
+	}
+	if opts.PolicyAPIs.AdminNetworkPolicy {
+		l.anps = build[anpv1alpha1.AdminNetworkPolicy](b, &anpv1alpha1.AdminNetworkPolicy{}, anpv1alpha1.Resource("adminnetworkpolicies"), nil)
+	}
+	if opts.PolicyAPIs.BaselineAdminNetworkPolicy {
+		l.banps = build[anpv1alpha1.BaselineAdminNetworkPolicy](b, &anpv1alpha1.BaselineAdminNetworkPolicy{}, anpv1alpha1.Resource("baselineadminnetworkpolicies"), nil)
+	}
 	refIndex := toolscache.Indexers{indexServiceNamespace: byServiceNamespace}
 	l.apiServices = build[apiregv1.APIService](b, &apiregv1.APIService{}, apiregv1.Resource("apiservices"), refIndex)
 	l.roleBindings = build[rbacv1.RoleBinding](b, &rbacv1.RoleBinding{}, rbacv1.Resource("rolebindings"),

@@ -1,6 +1,10 @@
 package cluster
 
 import (
+	anpv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
+	cnpv1alpha2 "sigs.k8s.io/network-policy-api/apis/v1alpha2"
+	cnpv1beta1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
+
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -21,5 +25,8 @@ func NewScheme() *runtime.Scheme {
 	utilruntime.Must(cmapi.AddToScheme(s))
 	utilruntime.Must(apiextensionsv1.AddToScheme(s))
 	utilruntime.Must(k0s.AddToScheme(s))
+	utilruntime.Must(cnpv1beta1.Install(s))
+	utilruntime.Must(cnpv1alpha2.Install(s))
+	utilruntime.Must(anpv1alpha1.Install(s))
 	return s
 }

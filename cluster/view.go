@@ -12,6 +12,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
+	cnpv1beta1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
 )
 
 // ErrNotAvailable is returned (wrapped) by a View that cannot answer a question
@@ -39,6 +40,11 @@ type View interface {
 	Nodes(ctx context.Context) ([]*corev1.Node, error)
 	// NetworkPolicies returns the NetworkPolicies of a namespace.
 	NetworkPolicies(ctx context.Context, namespace string) ([]*networkingv1.NetworkPolicy, error)
+	// ClusterNetworkPolicies returns the cluster-scoped policies of
+	// policy.networking.k8s.io (ClusterNetworkPolicies of either version,
+	// AdminNetworkPolicies and BaselineAdminNetworkPolicies), all as v1beta1
+	// ClusterNetworkPolicies; none when the cluster serves none.
+	ClusterNetworkPolicies(ctx context.Context) ([]*cnpv1beta1.ClusterNetworkPolicy, error)
 	// APIService returns the named APIService.
 	APIService(ctx context.Context, name string) (*apiregv1.APIService, error)
 	// ServiceReferences returns the Services the API server calls out to, in

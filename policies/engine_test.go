@@ -51,6 +51,10 @@ func TestDefaultRules(t *testing.T) {
 		// every operation (a DELETE can remove the only allow).
 		wantKinds, wantOps := []schema.GroupKind{policies.APIServiceKind}, []policies.Operation{policies.Create, policies.Update}
 		switch {
+		case r.Name == "networkpolicy-blocks-apiservice" || r.Name == "networkpolicy-blocks-webhook":
+			// Cluster-scoped policies cut paths too.
+			wantKinds, wantOps = []schema.GroupKind{policies.NetworkPolicyKind, policies.ClusterNetworkPolicyKind,
+				policies.AdminNetworkPolicyKind, policies.BaselineAdminNetworkPolicyKind}, nil
 		case strings.HasPrefix(r.Name, "networkpolicy-"):
 			wantKinds, wantOps = []schema.GroupKind{policies.NetworkPolicyKind}, nil
 		case r.Name == "apiservice-cabundle-preserve":

@@ -14,6 +14,8 @@ type evaluation struct {
 	certs *certs.Cache
 	// compiled caches compiled NetworkPolicy sets; nil caches nothing.
 	compiled *compiledSets
+	// tiers caches the compiled ClusterNetworkPolicies; nil caches nothing.
+	tiers *compiledTiers
 	// churn records caBundle replacements; nil records and reports none.
 	churn *churnTracker
 	// controlPlane says where the control plane connects from.

@@ -74,9 +74,11 @@ func judgementFor(ctx context.Context, r *Review, v cluster.View) *judgement {
 			name = cmpOr(np, old).Name
 		}
 		j := &judgement{namespace: ns, reviewed: netpol.PolicyRef{Namespace: ns, Name: name}}
+		// The whole stack: ClusterNetworkPolicies around the namespace's.
+		tiers := tiersFor(ctx, r, v)
 		if r.Judge == JudgeState {
-			j.state, j.before = true, noPolicies
-			j.after = r.compiled.compile(ns, current)
+			j.state, j.before = true, noPolicies.WithTiers(tiers)
+			j.after = r.compiled.compile(ns, current).WithTiers(tiers)
 			if np != nil && !inForce(current, np) { // the reviewed version is the one in force
 				j.after = j.after.With([]*networkingv1.NetworkPolicy{np})
 			}
@@ -87,7 +89,7 @@ func judgementFor(ctx context.Context, r *Review, v cluster.View) *judgement {
 			// holds it must not count it as before.
 			current = slices.DeleteFunc(slices.Clone(current), func(p *networkingv1.NetworkPolicy) bool { return p.Name == np.Name })
 		}
-		j.before = r.compiled.compile(ns, current)
+		j.before = r.compiled.compile(ns, current).WithTiers(tiers)
 		if np != nil {
 			j.after = j.before.With([]*networkingv1.NetworkPolicy{np})
 		} else {
@@ -170,8 +172,11 @@ func (j *judgement) blocked(dir verdictFunc, srcs []source, targets []target) (b
 func networkPolicyRule(name string, def Action, summary string) Rule {
 	return Rule{
 		Name: name, Default: def, Summary: summary,
-		Kinds: []schema.GroupKind{NetworkPolicyKind},
+		Kinds: append([]schema.GroupKind{NetworkPolicyKind}, clusterPolicyKinds...),
 		Check: func(ctx context.Context, r *Review, v cluster.View) []Result {
+			if isClusterPolicyKind(r.Kind) {
+				return clusterPolicyCheck(ctx, r, v, name)
+			}
 			here := slices.DeleteFunc(slices.Clone(protectedIn(ctx, r, v)), func(p protected) bool { return p.rule != name })
 			if len(here) == 0 {
 				return nil // no backend here: nothing to compile or resolve

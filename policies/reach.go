@@ -160,6 +160,9 @@ const maxListed = 64
 // rule that would allow it as the fix, and as the detail the full
 // explanation and the source model that found the source.
 func (b blocked) result(what string, model sourceModel) Result {
+	if b.verdict.DecidedBy != nil {
+		return clusterResult(b, what, model)
+	}
 	pod := b.tgt.pod.Namespace + "/" + b.tgt.pod.Name
 	detail := b.verdict.Explanation
 	if len(b.verdict.IsolatedBy) > maxNamedPolicies {

@@ -33,10 +33,13 @@ var webhookManifest = filepath.Join("..", "manifests", "base", "webhook.yaml")
 // policies review. Explicit rather than guessed from the kind: a rule for a
 // kind missing here fails TestManifestRoutesEveryRule until it is added.
 var ruleResources = map[schema.GroupKind]string{
-	policies.APIServiceKind:    "apiservices",
-	policies.NetworkPolicyKind: "networkpolicies",
-	policies.ConfigMapKind:     "configmaps",
-	k0s.ClusterConfigKind:      "clusterconfigs",
+	policies.APIServiceKind:                 "apiservices",
+	policies.NetworkPolicyKind:              "networkpolicies",
+	policies.ConfigMapKind:                  "configmaps",
+	k0s.ClusterConfigKind:                   "clusterconfigs",
+	policies.ClusterNetworkPolicyKind:       "clusternetworkpolicies",
+	policies.AdminNetworkPolicyKind:         "adminnetworkpolicies",
+	policies.BaselineAdminNetworkPolicyKind: "baselineadminnetworkpolicies",
 }
 
 // allOperations are the operations a rule with no Operations reviews.

@@ -353,14 +353,20 @@ func (cp *clusterPolicy) ruleRef(d direction, rule *clusterRule) *ClusterRuleRef
 		Index: rule.index, Name: rule.name, Action: rule.action.String()}
 }
 
-// WithCluster returns a Set holding s's NetworkPolicies and the given
-// ClusterNetworkPolicies (nil entries skipped), which its evaluations then
-// apply in tiers: the Admin tier by priority, then the NetworkPolicies,
-// then, for pods no NetworkPolicy isolates, the Baseline tier. Policies of
-// equal priority are taken in name order (the API leaves their order to the
-// implementation). s is not changed.
-func (s *Set) WithCluster(policies []*cnpv1beta1.ClusterNetworkPolicy) *Set {
-	out := &Set{byNamespace: s.byNamespace}
+// Tiers are compiled ClusterNetworkPolicies, immutable and safe for
+// concurrent use: build them once with CompileTiers and add them to any
+// number of Sets with WithTiers.
+type Tiers struct {
+	admin, baseline []*clusterPolicy
+	issues          []Issue
+	n               int
+}
+
+// CompileTiers compiles ClusterNetworkPolicies (nil entries skipped) into
+// their tiers, each by priority. Policies of equal priority are taken in
+// name order (the API leaves their order to the implementation).
+func CompileTiers(policies []*cnpv1beta1.ClusterNetworkPolicy) *Tiers {
+	t := &Tiers{}
 	for _, p := range policies {
 		if p == nil {
 			continue
@@ -368,18 +374,44 @@ func (s *Set) WithCluster(policies []*cnpv1beta1.ClusterNetworkPolicy) *Set {
 		cp := compileCluster(p)
 		switch cp.tier {
 		case TierAdmin:
-			out.admin = append(out.admin, cp)
+			t.admin = append(t.admin, cp)
 		case TierBaseline:
-			out.baseline = append(out.baseline, cp)
+			t.baseline = append(t.baseline, cp)
 		}
-		out.clusterIssues = append(out.clusterIssues, cp.base.all...)
+		t.issues = append(t.issues, cp.base.all...)
+		t.n++
 	}
 	byPriority := func(a, b *clusterPolicy) int {
 		return cmp.Or(cmp.Compare(a.priority, b.priority), cmp.Compare(a.base.ref.Name, b.base.ref.Name))
 	}
-	slices.SortStableFunc(out.admin, byPriority)
-	slices.SortStableFunc(out.baseline, byPriority)
+	slices.SortStableFunc(t.admin, byPriority)
+	slices.SortStableFunc(t.baseline, byPriority)
+	return t
+}
+
+// Len is the number of policies compiled.
+func (t *Tiers) Len() int {
+	if t == nil {
+		return 0
+	}
+	return t.n
+}
+
+// WithTiers returns a Set holding s's NetworkPolicies and the tiers t
+// (none when t is nil), which its evaluations then apply: the Admin tier,
+// then the NetworkPolicies, then, for pods no NetworkPolicy isolates, the
+// Baseline tier. s is not changed.
+func (s *Set) WithTiers(t *Tiers) *Set {
+	out := &Set{byNamespace: s.byNamespace}
+	if t != nil {
+		out.admin, out.baseline, out.clusterIssues = t.admin, t.baseline, t.issues
+	}
 	return out
+}
+
+// WithCluster is s.WithTiers(CompileTiers(policies)).
+func (s *Set) WithCluster(policies []*cnpv1beta1.ClusterNetworkPolicy) *Set {
+	return s.WithTiers(CompileTiers(policies))
 }
 
 // tier decides direction d of the traffic by the first matching rule of

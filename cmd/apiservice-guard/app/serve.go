@@ -283,9 +283,13 @@ func wire(ctx context.Context, mgr manager.Manager, engine *policies.Engine, dia
 	// Secrets and Certificates are read again by name every 10 s: with the
 	// audit's review of every APIService every 5 s, a rotated serving
 	// certificate's Secret shows in the reports within 15 s.
+	// The cluster-scoped policy APIs served now are watched; one whose CRD
+	// comes later is read after a restart.
+	policyAPIs := cluster.DiscoverPolicyAPIs(mgr.GetRESTMapper())
 	live, err := cluster.NewLive(ctx, mgr.GetCache(), mgr.GetAPIReader(), cluster.LiveOptions{
-		ObjectTTL: 10 * time.Second,
-		Prober:    cluster.NewProber(cluster.ProberOptions{Dial: dial}),
+		ObjectTTL:  10 * time.Second,
+		PolicyAPIs: policyAPIs,
+		Prober:     cluster.NewProber(cluster.ProberOptions{Dial: dial}),
 	})
 	if err != nil {
 		return nil, err
