@@ -96,10 +96,18 @@ type ClusterRuleRef struct {
 }
 
 // String renders `ClusterNetworkPolicy deny-all (Baseline tier, priority 10)
-// ingress rule 0 "deny-all" (Deny)`.
+// ingress rule 0 "deny-all" (Deny)`; a Cilium rule, which has no priority,
+// `CiliumNetworkPolicy keda/allow ingress rule 0 "specs[0]" (Allow)`.
 func (r ClusterRuleRef) String() string {
-	s := r.Kind + " " + r.Policy.Name + " (" + string(r.Tier) + " tier, priority " + strconv.Itoa(int(r.Priority)) + ") " +
-		r.Direction + " rule " + strconv.Itoa(r.Index)
+	name := r.Policy.Name
+	if r.Policy.Namespace != "" {
+		name = r.Policy.Namespace + "/" + name
+	}
+	s := r.Kind + " " + name
+	if r.Tier != TierCilium {
+		s += " (" + string(r.Tier) + " tier, priority " + strconv.Itoa(int(r.Priority)) + ")"
+	}
+	s += " " + r.Direction + " rule " + strconv.Itoa(r.Index)
 	if r.Name != "" {
 		s += " " + strconv.Quote(r.Name)
 	}

@@ -86,4 +86,24 @@
 // nothing (the guard knows no node labels and resolves no names); an
 // unknown tier or action leaves the policy or rule out. Verdict.Tier and
 // Verdict.DecidedBy name the layer and the rule that decided.
+//
+// CompileCilium builds a separate model, for clusters whose CNI is Cilium
+// (CiliumNetworkPolicy and CiliumClusterwideNetworkPolicy, read into small
+// structs of our own; ingress only so far). Following Cilium's policy
+// documentation: a rule selects pods by endpointSelector (a namespaced
+// policy in its namespace only), with label sources (k8s:, any:) ignored
+// and a pod's namespace and namespace labels as io.kubernetes.pod.namespace
+// and io.cilium.k8s.namespace.labels.<key>; a pod a rule with ingress or
+// ingressDeny selects is in default deny, unless the rule sets
+// enableDefaultDeny.ingress false; a matching ingressDeny wins over any
+// allow; fromEndpoints of a namespaced policy that name no namespace mean
+// its own; a source is the entity its place makes it, seen from the pod:
+// a pod-network pod is cluster, an address of the pod's own node host (and
+// always let in, Cilium's allow-localhost default), of another node
+// remote-node (both within cluster), any other address world, and the API
+// server also kube-apiserver; fromCIDR and fromCIDRSet match addresses
+// outside the cluster only (no pod, no node), as Cilium's default CIDR
+// match mode does; toPorts take numbers, names, endPort ranges and
+// TCP/UDP/SCTP/ANY; L7 rules change nothing; fromNodes and CIDR groups
+// match nothing (the guard knows no node labels and resolves no groups).
 package netpol

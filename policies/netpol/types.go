@@ -52,6 +52,9 @@ type Endpoint struct {
 	// Node is the node this endpoint is (for a node address) or runs on, for
 	// the own-node rule; when empty and Pod is set, Pod.NodeName is used.
 	Node string
+	// KubeAPIServer marks the API server, which Cilium gives the
+	// kube-apiserver identity besides that of its address.
+	KubeAPIServer bool
 }
 
 // Traffic is one connection attempt.

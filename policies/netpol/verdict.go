@@ -114,10 +114,14 @@ func explain(v *Verdict, t *Traffic) string {
 		b.WriteString(" denied: isolated by ")
 		writePolicies(&b, v.IsolatedBy)
 		b.WriteString(", and no " + dir + " rule allows it")
-	case ClusterAccept:
+	case ClusterAccept, CiliumAllowed:
 		b.WriteString(" allowed by " + v.DecidedBy.String())
-	case ClusterDeny:
+	case ClusterDeny, CiliumDenied:
 		b.WriteString(" denied by " + v.DecidedBy.String())
+	case CiliumDefaultDeny:
+		b.WriteString(" denied: selected for ingress by ")
+		writePolicies(&b, v.IsolatedBy)
+		b.WriteString(", and no ingress rule allows it")
 	}
 	if v.PassedBy != nil {
 		b.WriteString(" (passed on by " + v.PassedBy.String() + ")")

@@ -1,0 +1,145 @@
+package netpol_test
+
+import (
+	"net/netip"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"apiservice-guard.io/apiservice-guard/policies/netpol"
+)
+
+// ciliumPolicy builds a CiliumNetworkPolicy in ns (clusterwide when ns is
+// empty) of one rule selecting sel with the given ingress and ingressDeny.
+func ciliumPolicy(ns, name string, sel map[string]string, ingress, deny []netpol.CiliumIngressRule) *netpol.CiliumPolicy {
+	return &netpol.CiliumPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: &netpol.CiliumRule{EndpointSelector: &metav1.LabelSelector{MatchLabels: sel}, Ingress: ingress, IngressDeny: deny}}
+}
+
+func fromEntities(e ...string) netpol.CiliumIngressRule { return netpol.CiliumIngressRule{FromEntities: e} }
+
+func onPorts(r netpol.CiliumIngressRule, ports ...netpol.CiliumPortProtocol) netpol.CiliumIngressRule {
+	r.ToPorts = []netpol.CiliumPortRule{{Ports: ports}}
+	return r
+}
+
+func ingress(rs ...netpol.CiliumIngressRule) []netpol.CiliumIngressRule { return rs }
+
+// Sources as Cilium sees them, toward kedaPod on worker-1.
+func apiServerOutside() netpol.Endpoint {
+	return netpol.Endpoint{IP: netip.MustParseAddr("203.0.113.10"), KubeAPIServer: true}
+}
+
+func apiServerOnNode(node string) netpol.Endpoint {
+	return netpol.Endpoint{IP: netip.MustParseAddr("192.168.0.10"), Node: node, KubeAPIServer: true}
+}
+
+// TestCiliumIngress: verdict tables for each construct of Cilium's model
+// that decides whether the control plane reaches a backend.
+func TestCiliumIngress(t *testing.T) {
+	keda := map[string]string{"app": "keda"}
+	agentPeer := netpol.CiliumIngressRule{FromEndpoints: []metav1.LabelSelector{{MatchLabels: map[string]string{
+		"k8s:io.kubernetes.pod.namespace": "kube-system", "k8s:k8s-app": "konnectivity-agent"}}}}
+	tests := []struct {
+		name     string
+		policies []*netpol.CiliumPolicy
+		src      netpol.Endpoint
+		port     int32
+		allowed  bool
+		reason   netpol.Reason
+	}{
+		{"no policy", nil, apiServerOutside(), 6443, true, netpol.NotIsolated},
+		{"KEDA's cilium flavour (fromEntities: cluster): an API server out of the cluster is denied",
+			[]*netpol.CiliumPolicy{ciliumPolicy("keda", "keda-metrics", keda, ingress(fromEntities("cluster")), nil)},
+			apiServerOutside(), 6443, false, netpol.CiliumDefaultDeny},
+		{"fromEntities: cluster admits an API server on another node (remote-node)",
+			[]*netpol.CiliumPolicy{ciliumPolicy("keda", "keda-metrics", keda, ingress(fromEntities("cluster")), nil)},
+			apiServerOnNode("cp-1"), 6443, true, netpol.CiliumAllowed},
+		{"fromEntities: cluster admits pod-network konnectivity agents",
+			[]*netpol.CiliumPolicy{ciliumPolicy("keda", "keda-metrics", keda, ingress(fromEntities("cluster")), nil)},
+			netpol.PodEndpoint(agentPod(false)), 6443, true, netpol.CiliumAllowed},
+		{"fromEntities: kube-apiserver admits the API server out of the cluster",
+			[]*netpol.CiliumPolicy{ciliumPolicy("keda", "p", keda, ingress(fromEntities("kube-apiserver")), nil)},
+			apiServerOutside(), 6443, true, netpol.CiliumAllowed},
+		{"fromEntities: kube-apiserver does not admit another outside address",
+			[]*netpol.CiliumPolicy{ciliumPolicy("keda", "p", keda, ingress(fromEntities("kube-apiserver")), nil)},
+			external(), 6443, false, netpol.CiliumDefaultDeny},
+		{"fromCIDR holding the API server out of the cluster",
+			[]*netpol.CiliumPolicy{ciliumPolicy("keda", "p", keda, ingress(netpol.CiliumIngressRule{FromCIDR: []string{"203.0.113.0/24"}}), nil)},
+			apiServerOutside(), 6443, true, netpol.CiliumAllowed},
+		{"fromCIDR does not match a node, not even the API server's",
+			[]*netpol.CiliumPolicy{ciliumPolicy("keda", "p", keda, ingress(netpol.CiliumIngressRule{FromCIDR: []string{"192.168.0.0/16"}}), nil)},
+			apiServerOnNode("cp-1"), 6443, false, netpol.CiliumDefaultDeny},
+		{"fromCIDRSet with the API server excepted",
+			[]*netpol.CiliumPolicy{ciliumPolicy("keda", "p", keda, ingress(netpol.CiliumIngressRule{FromCIDRSet: []netpol.CiliumCIDRRule{
+				{CIDR: "203.0.113.0/24", Except: []string{"203.0.113.10/32"}}}}), nil)},
+			apiServerOutside(), 6443, false, netpol.CiliumDefaultDeny},
+		{"a deny wins over an allow of everything",
+			[]*netpol.CiliumPolicy{ciliumPolicy("keda", "p", keda, ingress(fromEntities("all")), ingress(fromEntities("world")))},
+			apiServerOutside(), 6443, false, netpol.CiliumDenied},
+		{"a deny in another policy wins too",
+			[]*netpol.CiliumPolicy{ciliumPolicy("keda", "allow", keda, ingress(fromEntities("all")), nil),
+				ciliumPolicy("", "deny-world", nil, nil, ingress(fromEntities("world")))},
+			apiServerOutside(), 6443, false, netpol.CiliumDenied},
+		{"toPorts: the port allowed",
+			[]*netpol.CiliumPolicy{ciliumPolicy("keda", "p", keda, ingress(onPorts(fromEntities("world"), netpol.CiliumPortProtocol{Port: "6443", Protocol: "TCP"})), nil)},
+			apiServerOutside(), 6443, true, netpol.CiliumAllowed},
+		{"toPorts: another port only",
+			[]*netpol.CiliumPolicy{ciliumPolicy("keda", "p", keda, ingress(onPorts(fromEntities("world"), netpol.CiliumPortProtocol{Port: "8080"})), nil)},
+			apiServerOutside(), 6443, false, netpol.CiliumDefaultDeny},
+		{"toPorts: a named port of the pod",
+			[]*netpol.CiliumPolicy{ciliumPolicy("keda", "p", keda, ingress(onPorts(fromEntities("world"), netpol.CiliumPortProtocol{Port: "https"})), nil)},
+			apiServerOutside(), 6443, true, netpol.CiliumAllowed},
+		{"toPorts: a range",
+			[]*netpol.CiliumPolicy{ciliumPolicy("keda", "p", keda, ingress(onPorts(fromEntities("world"), netpol.CiliumPortProtocol{Port: "6000", EndPort: 7000, Protocol: "ANY"})), nil)},
+			apiServerOutside(), 6443, true, netpol.CiliumAllowed},
+		{"fromEndpoints with the namespace label admits the agents",
+			[]*netpol.CiliumPolicy{ciliumPolicy("keda", "p", keda, ingress(agentPeer), nil)},
+			netpol.PodEndpoint(agentPod(false)), 6443, true, netpol.CiliumAllowed},
+		{"fromEndpoints of a CiliumNetworkPolicy without the namespace label: its own namespace only",
+			[]*netpol.CiliumPolicy{ciliumPolicy("keda", "p", keda, ingress(netpol.CiliumIngressRule{FromEndpoints: []metav1.LabelSelector{{
+				MatchLabels: map[string]string{"k8s-app": "konnectivity-agent"}}}}), nil)},
+			netpol.PodEndpoint(agentPod(false)), 6443, false, netpol.CiliumDefaultDeny},
+		{"the same selector in a clusterwide policy: every namespace",
+			[]*netpol.CiliumPolicy{ciliumPolicy("", "ccnp", keda, ingress(netpol.CiliumIngressRule{FromEndpoints: []metav1.LabelSelector{{
+				MatchLabels: map[string]string{"k8s-app": "konnectivity-agent"}}}}), nil)},
+			netpol.PodEndpoint(agentPod(false)), 6443, true, netpol.CiliumAllowed},
+		{"fromEndpoints reserved:remote-node is the entity",
+			[]*netpol.CiliumPolicy{ciliumPolicy("keda", "p", keda, ingress(netpol.CiliumIngressRule{FromEndpoints: []metav1.LabelSelector{{
+				MatchLabels: map[string]string{"reserved:remote-node": ""}}}}), nil)},
+			apiServerOnNode("cp-1"), 6443, true, netpol.CiliumAllowed},
+		{"a policy of another namespace does not select the pod",
+			[]*netpol.CiliumPolicy{ciliumPolicy("shop", "p", nil, ingress(fromEntities("cluster")), nil)},
+			apiServerOutside(), 6443, true, netpol.NotIsolated},
+		{"a clusterwide policy selecting the namespace by its label",
+			[]*netpol.CiliumPolicy{ciliumPolicy("", "ccnp", map[string]string{"k8s:io.kubernetes.pod.namespace": "keda"}, ingress(fromEntities("cluster")), nil)},
+			apiServerOutside(), 6443, false, netpol.CiliumDefaultDeny},
+		{"the pod's own host is always let in",
+			[]*netpol.CiliumPolicy{ciliumPolicy("keda", "p", keda, ingress(fromEntities("world")), nil)},
+			apiServerOnNode("worker-1"), 6443, true, netpol.SameNode},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			set := netpol.CompileCilium(tt.policies)
+			v := set.Ingress(netpol.Traffic{Source: tt.src, Destination: netpol.PodEndpoint(kedaPod()), Port: tt.port})
+			if v.Allowed != tt.allowed || v.Reason != tt.reason {
+				t.Fatalf("allowed=%v reason=%s, want %v %s: %s", v.Allowed, v.Reason, tt.allowed, tt.reason, v.Explanation)
+			}
+			if (v.Reason == netpol.CiliumAllowed || v.Reason == netpol.CiliumDenied) && (v.DecidedBy == nil || v.Tier != netpol.TierCilium) {
+				t.Errorf("a Cilium decision without its rule: %+v", v)
+			}
+		})
+	}
+}
+
+// TestCiliumDefaultDenyOff: enableDefaultDeny.ingress false makes a rule
+// add allows without denying the rest.
+func TestCiliumDefaultDenyOff(t *testing.T) {
+	off := false
+	p := ciliumPolicy("keda", "p", map[string]string{"app": "keda"}, ingress(fromEntities("cluster")), nil)
+	p.Spec.EnableDefaultDeny = &netpol.CiliumDefaultDenyConfig{Ingress: &off}
+	v := netpol.CompileCilium([]*netpol.CiliumPolicy{p}).Ingress(netpol.Traffic{Source: apiServerOutside(), Destination: netpol.PodEndpoint(kedaPod()), Port: 6443})
+	if !v.Allowed || v.Reason != netpol.NotIsolated {
+		t.Errorf("allowed=%v reason=%s: %s", v.Allowed, v.Reason, v.Explanation)
+	}
+}
