@@ -16,7 +16,9 @@ func ciliumPolicy(ns, name string, sel map[string]string, ingress, deny []netpol
 		Spec: &netpol.CiliumRule{EndpointSelector: &metav1.LabelSelector{MatchLabels: sel}, Ingress: ingress, IngressDeny: deny}}
 }
 
-func fromEntities(e ...string) netpol.CiliumIngressRule { return netpol.CiliumIngressRule{FromEntities: e} }
+func fromEntities(e ...string) netpol.CiliumIngressRule {
+	return netpol.CiliumIngressRule{FromEntities: e}
+}
 
 func onPorts(r netpol.CiliumIngressRule, ports ...netpol.CiliumPortProtocol) netpol.CiliumIngressRule {
 	r.ToPorts = []netpol.CiliumPortRule{{Ports: ports}}
