@@ -42,8 +42,11 @@ var runs atomic.Int32
 // the first benchmark that needs it and stopped by TestMain.
 var liveEnv = sync.OnceValues(func() (*harness.ControlPlane, error) {
 	started.Store(true)
-	// The OpenReports CRDs, for the audit benchmark's reports.
-	return harness.Start(harness.Options{CRDPaths: []string{filepath.Join("..", "test", "crds", "reports", "openreports")}})
+	// The OpenReports CRDs, for the audit benchmark's reports; the
+	// ClusterNetworkPolicy CRD, for the scale benchmark's cluster-scoped
+	// policies.
+	return harness.Start(harness.Options{CRDPaths: []string{filepath.Join("..", "test", "crds", "reports", "openreports"),
+		filepath.Join("..", "test", "crds", "clusternetworkpolicies.policy.networking.k8s.io.yaml")}})
 })
 
 var started atomic.Bool

@@ -22,6 +22,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	cnp "sigs.k8s.io/network-policy-api/apis/v1beta1"
+
 	"apiservice-guard.io/apiservice-guard/cluster"
 	"apiservice-guard.io/apiservice-guard/policies"
 	"apiservice-guard.io/apiservice-guard/test/harness"
@@ -59,7 +61,8 @@ var scaleCluster = sync.OnceValues(func() (*scaleEnv, error) {
 	liveCtx, stop := context.WithCancel(ctx)
 	stopViews = append(stopViews, stop)
 	start := time.Now()
-	if env.live, err = cluster.StartLive(liveCtx, cp.Env.Config, cluster.LiveOptions{}); err != nil {
+	if env.live, err = cluster.StartLive(liveCtx, cp.Env.Config, cluster.LiveOptions{
+		PolicyAPIs: cluster.PolicyAPIs{ClusterNetworkPolicyV1Beta1: true}}); err != nil {
 		return nil, err
 	}
 	env.syncTook = time.Since(start)
@@ -135,8 +138,24 @@ func BenchmarkNetworkPolicyScale(b *testing.B) {
 		if resp.Allowed || !strings.Contains(resp.Result.Message, "networkpolicy-blocks-apiservice") {
 			b.Fatalf("DELETE of %s/allow-apiserver: allowed=%v result=%+v, want denied by networkpolicy-blocks-apiservice", st.bigNS, resp.Allowed, resp.Result)
 		}
+		// The ClusterNetworkPolicies are in the view, so every judgement
+		// runs over the whole stack.
+		if cnps, err := env.live.ClusterNetworkPolicies(ctx); err != nil || len(cnps) < scaleClusterPolicies {
+			b.Fatalf("the Live view holds %d ClusterNetworkPolicies (%v), want %d", len(cnps), err, scaleClusterPolicies)
+		}
 		measure(b, ctx, v, req)
 		b.ReportMetric(miss, "miss-µs")
+	})
+	// The same write with the ClusterNetworkPolicies hidden from the view:
+	// their cost, measured in the same run.
+	b.Run("write=backend-ns-1000-policies,no-cluster-policies", func(b *testing.B) {
+		req := npRequest(b, admissionv1.Create, asAdmitted(b, ctx, prometheusPolicy(st.bigNS, "allow-adapter-scrape",
+			metav1.LabelSelector{MatchLabels: map[string]string{"app": "adapter"}})))
+		engine, err := policies.NewEngine(policies.Config{Mode: policies.ModeEnforce}, policies.DefaultRules())
+		if err != nil {
+			b.Fatal(err)
+		}
+		measure(b, ctx, webhook.NewValidator(webhook.Options{Engine: engine, View: noClusterPolicies{env.live}}), req)
 	})
 	b.Run("write=no-backend-ns", func(b *testing.B) {
 		req := npRequest(b, admissionv1.Create, asAdmitted(b, ctx, prometheusPolicy(st.plainNS, "allow-web-scrape",
@@ -182,6 +201,13 @@ func BenchmarkNetworkPolicyScale(b *testing.B) {
 // missReview is the median time of a review by a new engine, whose cache of
 // compiled policies is empty: what the first write after a change of the
 // namespace's policies costs. Its answer must be allowed with no warnings.
+// noClusterPolicies is a view that holds no ClusterNetworkPolicy.
+type noClusterPolicies struct{ cluster.View }
+
+func (noClusterPolicies) ClusterNetworkPolicies(context.Context) ([]*cnp.ClusterNetworkPolicy, error) {
+	return nil, nil
+}
+
 func missReview(b *testing.B, ctx context.Context, view cluster.View, req admission.Request) float64 {
 	b.Helper()
 	var times []time.Duration

@@ -158,6 +158,7 @@ func scaleObjects(names scaleNames, apiServer netip.Addr) []client.Object {
 		}
 		objs = append(objs, appPolicies(ns, n)...)
 	}
+	objs = append(objs, clusterPolicies(names.run)...)
 	return append(objs, bigPolicies(names.backend(0), apiServer)...)
 }
 

@@ -48,12 +48,18 @@ func DiscoverPolicyAPIs(mapper meta.RESTMapper) PolicyAPIs {
 // BaselineAdminNetworkPolicies.
 func clusterPolicies(v1beta1 []*cnpv1beta1.ClusterNetworkPolicy, v1alpha2 []*cnpv1alpha2.ClusterNetworkPolicy,
 	anps []*anpv1alpha1.AdminNetworkPolicy, banps []*anpv1alpha1.BaselineAdminNetworkPolicy) []*cnpv1beta1.ClusterNetworkPolicy {
-	out := make([]*cnpv1beta1.ClusterNetworkPolicy, 0, len(v1beta1)+len(v1alpha2)+len(anps)+len(banps))
-	seen := map[string]bool{}
-	for _, p := range v1beta1 {
-		seen[p.Name] = true
-		out = append(out, p)
+	if len(v1alpha2) == 0 && len(anps) == 0 && len(banps) == 0 {
+		return v1beta1 // the common case: nothing to convert (every review asks)
 	}
+	out := make([]*cnpv1beta1.ClusterNetworkPolicy, 0, len(v1beta1)+len(v1alpha2)+len(anps)+len(banps))
+	var seen map[string]bool
+	if len(v1beta1) > 0 && len(v1alpha2) > 0 {
+		seen = make(map[string]bool, len(v1beta1))
+		for _, p := range v1beta1 {
+			seen[p.Name] = true
+		}
+	}
+	out = append(out, v1beta1...)
 	for _, p := range v1alpha2 {
 		if seen[p.Name] {
 			continue // the same object, served in both versions
