@@ -101,9 +101,3 @@ func tiersFor(ctx context.Context, r *Review, v cluster.View) *netpol.Tiers {
 		return r.tiers.compile(cnps)
 	})
 }
-
-// sameClusterPolicy reports whether a and b are one object: same kind (the
-// v1alpha1 kinds keep theirs), same name.
-func sameClusterPolicy(a, b *cnpv1beta1.ClusterNetworkPolicy) bool {
-	return a.Name == b.Name && a.Kind == b.Kind
-}
