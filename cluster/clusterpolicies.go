@@ -93,23 +93,14 @@ func (l *Live) ClusterNetworkPolicies(ctx context.Context) ([]*cnpv1beta1.Cluste
 	if err := l.ready(ctx); err != nil {
 		return nil, err
 	}
-	var out struct {
-		v1beta1  []*cnpv1beta1.ClusterNetworkPolicy
-		v1alpha2 []*cnpv1alpha2.ClusterNetworkPolicy
-		anps     []*anpv1alpha1.AdminNetworkPolicy
-		banps    []*anpv1alpha1.BaselineAdminNetworkPolicy
+	return clusterPolicies(listOrNone(l.cnpV1Beta1), listOrNone(l.cnpV1Alpha2), listOrNone(l.anps), listOrNone(l.banps)), nil
+}
+
+// listOrNone lists the store, which is nil for an API the cluster does not
+// serve.
+func listOrNone[T any](s *store[T]) []*T {
+	if s == nil {
+		return nil
 	}
-	if l.cnpV1Beta1 != nil {
-		out.v1beta1 = l.cnpV1Beta1.list()
-	}
-	if l.cnpV1Alpha2 != nil {
-		out.v1alpha2 = l.cnpV1Alpha2.list()
-	}
-	if l.anps != nil {
-		out.anps = l.anps.list()
-	}
-	if l.banps != nil {
-		out.banps = l.banps.list()
-	}
-	return clusterPolicies(out.v1beta1, out.v1alpha2, out.anps, out.banps), nil
+	return s.list()
 }

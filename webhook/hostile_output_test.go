@@ -41,15 +41,8 @@ func TestHostileOutput(t *testing.T) {
 		}
 		return js(b.String())
 	}
-	netpol := func(spec string) []byte {
-		return review(`{"uid":"u3","kind":{"group":"networking.k8s.io","version":"v1","kind":"NetworkPolicy"},` +
-			`"resource":{"group":"networking.k8s.io","version":"v1","resource":"networkpolicies"},"namespace":"shop","name":"p","operation":"CREATE",` +
-			`"userInfo":{"username":"mallory"},"object":{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"p","namespace":"shop"},"spec":` + spec + `}}`)
-	}
-	var except []string
-	for i := range 60000 {
-		except = append(except, fmt.Sprintf(`"10.%d.%d.%d/32"`, i>>16, (i>>8)&255, i&255))
-	}
+	netpol := func(spec string) []byte { return netpolCreate("shop", "p", spec) }
+	except := exceptList(60000)
 	var bundle strings.Builder
 	for range certs.MaxBundleCertificates {
 		bundle.Write(okCA.CertPEM())
@@ -137,15 +130,8 @@ func TestExpensivePoliciesWhereABackendRuns(t *testing.T) {
 	srv := httptest.NewTLSServer(webhook.Handler(webhook.NewValidator(webhook.Options{Engine: engine, View: view})))
 	t.Cleanup(srv.Close)
 
-	netpol := func(spec string) []byte {
-		return review(`{"uid":"u4","kind":{"group":"networking.k8s.io","version":"v1","kind":"NetworkPolicy"},` +
-			`"resource":{"group":"networking.k8s.io","version":"v1","resource":"networkpolicies"},"namespace":"kube-system","name":"big","operation":"CREATE",` +
-			`"userInfo":{"username":"mallory"},"object":{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"big","namespace":"kube-system"},"spec":` + spec + `}}`)
-	}
-	except := make([]string, 60000)
-	for i := range except {
-		except[i] = fmt.Sprintf(`"10.%d.%d.%d/32"`, i>>16, (i>>8)&255, i&255)
-	}
+	netpol := func(spec string) []byte { return netpolCreate("kube-system", "big", spec) }
+	except := exceptList(60000)
 	exceptAll := func(more string) []byte {
 		return netpol(`{"podSelector":{},"ingress":[{"from":[{"ipBlock":{"cidr":"0.0.0.0/0","except":[` + strings.Join(except, ",") + more + `]}}]}]}`)
 	}
@@ -185,4 +171,21 @@ func TestExpensivePoliciesWhereABackendRuns(t *testing.T) {
 	if _, resp := post(t, srv, "application/json", netpol(`{"podSelector":{"matchLabels":{"app":"other"}},"policyTypes":["Ingress"]}`)); !resp.Allowed {
 		t.Fatalf("a good review afterwards: %+v", resp.Result)
 	}
+}
+
+// netpolCreate is the AdmissionReview of a CREATE of NetworkPolicy
+// namespace/name with spec (JSON), as a user writes it.
+func netpolCreate(namespace, name, spec string) []byte {
+	return review(`{"uid":"u3","kind":{"group":"networking.k8s.io","version":"v1","kind":"NetworkPolicy"},` +
+		`"resource":{"group":"networking.k8s.io","version":"v1","resource":"networkpolicies"},"namespace":"` + namespace + `","name":"` + name + `","operation":"CREATE",` +
+		`"userInfo":{"username":"mallory"},"object":{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"` + name + `","namespace":"` + namespace + `"},"spec":` + spec + `}}`)
+}
+
+// exceptList is n distinct /32 CIDRs in 10.0.0.0/8, as JSON strings.
+func exceptList(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf(`"10.%d.%d.%d/32"`, i>>16, (i>>8)&255, i&255)
+	}
+	return out
 }

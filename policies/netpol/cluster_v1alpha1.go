@@ -35,7 +35,7 @@ func FromAdminNetworkPolicy(p *anpv1alpha1.AdminNetworkPolicy) *cnpv1beta1.Clust
 	for _, r := range p.Spec.Egress {
 		rule := cnpv1beta1.ClusterNetworkPolicyEgressRule{Name: r.Name, Action: actionV1Alpha1(string(r.Action)), Protocols: portsV1Alpha1(r.Ports)}
 		for _, peer := range r.To {
-			rule.To = append(rule.To, egressPeerV1Alpha1(peer.Namespaces, peer.Pods, peer.Nodes, peer.Networks, peer.DomainNames))
+			rule.To = append(rule.To, egressPeerV1Alpha1(peer))
 		}
 		out.Spec.Egress = append(out.Spec.Egress, rule)
 	}
@@ -43,25 +43,24 @@ func FromAdminNetworkPolicy(p *anpv1alpha1.AdminNetworkPolicy) *cnpv1beta1.Clust
 }
 
 // FromBaselineAdminNetworkPolicy maps a v1alpha1 BaselineAdminNetworkPolicy
-// onto the Baseline tier at BaselineAdminNetworkPolicyPriority.
+// onto the Baseline tier at BaselineAdminNetworkPolicyPriority: it is read
+// as the AdminNetworkPolicy of the same rules, so both map one way.
 func FromBaselineAdminNetworkPolicy(p *anpv1alpha1.BaselineAdminNetworkPolicy) *cnpv1beta1.ClusterNetworkPolicy {
-	out := &cnpv1beta1.ClusterNetworkPolicy{
-		TypeMeta:   metav1.TypeMeta{Kind: BaselineAdminNetworkPolicyKind},
-		ObjectMeta: *p.ObjectMeta.DeepCopy(),
-		Spec: cnpv1beta1.ClusterNetworkPolicySpec{Tier: cnpv1beta1.BaselineTier, Priority: BaselineAdminNetworkPolicyPriority,
-			Subject: subjectV1Alpha1(p.Spec.Subject)},
-	}
+	anp := &anpv1alpha1.AdminNetworkPolicy{ObjectMeta: p.ObjectMeta,
+		Spec: anpv1alpha1.AdminNetworkPolicySpec{Priority: BaselineAdminNetworkPolicyPriority, Subject: p.Spec.Subject}}
 	for _, r := range p.Spec.Ingress {
-		out.Spec.Ingress = append(out.Spec.Ingress, cnpv1beta1.ClusterNetworkPolicyIngressRule{Name: r.Name,
-			Action: actionV1Alpha1(string(r.Action)), From: ingressPeersV1Alpha1(r.From), Protocols: portsV1Alpha1(r.Ports)})
+		anp.Spec.Ingress = append(anp.Spec.Ingress, anpv1alpha1.AdminNetworkPolicyIngressRule{Name: r.Name,
+			Action: anpv1alpha1.AdminNetworkPolicyRuleAction(r.Action), From: r.From, Ports: r.Ports})
 	}
 	for _, r := range p.Spec.Egress {
-		rule := cnpv1beta1.ClusterNetworkPolicyEgressRule{Name: r.Name, Action: actionV1Alpha1(string(r.Action)), Protocols: portsV1Alpha1(r.Ports)}
+		rule := anpv1alpha1.AdminNetworkPolicyEgressRule{Name: r.Name, Action: anpv1alpha1.AdminNetworkPolicyRuleAction(r.Action), Ports: r.Ports}
 		for _, peer := range r.To {
-			rule.To = append(rule.To, egressPeerV1Alpha1(peer.Namespaces, peer.Pods, peer.Nodes, peer.Networks, nil))
+			rule.To = append(rule.To, anpv1alpha1.AdminNetworkPolicyEgressPeer{Namespaces: peer.Namespaces, Pods: peer.Pods, Nodes: peer.Nodes, Networks: peer.Networks})
 		}
-		out.Spec.Egress = append(out.Spec.Egress, rule)
+		anp.Spec.Egress = append(anp.Spec.Egress, rule)
 	}
+	out := FromAdminNetworkPolicy(anp)
+	out.Kind, out.Spec.Tier = BaselineAdminNetworkPolicyKind, cnpv1beta1.BaselineTier
 	return out
 }
 
@@ -91,13 +90,12 @@ func ingressPeersV1Alpha1(peers []anpv1alpha1.AdminNetworkPolicyIngressPeer) []c
 	return out
 }
 
-func egressPeerV1Alpha1(ns *metav1.LabelSelector, pods *anpv1alpha1.NamespacedPod, nodes *metav1.LabelSelector,
-	nets []anpv1alpha1.CIDR, names []anpv1alpha1.DomainName) cnpv1beta1.ClusterNetworkPolicyEgressPeer {
-	out := cnpv1beta1.ClusterNetworkPolicyEgressPeer{Namespaces: ns, Pods: namespacedPodV1Alpha1(pods), Nodes: nodes}
-	for _, n := range nets {
+func egressPeerV1Alpha1(p anpv1alpha1.AdminNetworkPolicyEgressPeer) cnpv1beta1.ClusterNetworkPolicyEgressPeer {
+	out := cnpv1beta1.ClusterNetworkPolicyEgressPeer{Namespaces: p.Namespaces, Pods: namespacedPodV1Alpha1(p.Pods), Nodes: p.Nodes}
+	for _, n := range p.Networks {
 		out.Networks = append(out.Networks, cnpv1beta1.CIDR(n))
 	}
-	for _, n := range names {
+	for _, n := range p.DomainNames {
 		out.DomainNames = append(out.DomainNames, cnpv1beta1.DomainName(n))
 	}
 	return out
