@@ -13,7 +13,8 @@ import (
 // CNI is Cilium: rules select endpoints by labels (pod labels, and
 // io.kubernetes.pod.namespace and io.cilium.k8s.namespace.labels.<key>),
 // peers are endpoints, entities and CIDRs, and a deny wins over any allow.
-// Only ingress is modelled here.
+// A Set with Cilium policies (Set.WithCilium) decides by this model, with
+// the NetworkPolicies taken into Cilium's union as Cilium takes them.
 
 // Kinds of Cilium policies, as verdicts name them.
 const (
@@ -52,11 +53,31 @@ type ciliumRule struct {
 	namespace string // "" for a clusterwide policy
 	index     int    // in the policy's spec, specs
 	selector  selector
-	// isolates: the rule puts the pods it selects in default deny for
-	// ingress (it has an ingress or ingressDeny section, and does not turn
-	// enableDefaultDeny.ingress off).
-	isolates    bool
-	allow, deny []ciliumPeers
+	// isolates, per direction: the rule puts the pods it selects in default
+	// deny (it has a section of that direction, allow or deny, and does not
+	// turn enableDefaultDeny off for it).
+	isolates    [2]bool
+	allow, deny [2][]ciliumPeers
+}
+
+// ciliumPeerFields are the peer fields of an ingress rule (from...) or an
+// egress rule (to...), with the prefix their field names carry.
+type ciliumPeerFields struct {
+	prefix    string
+	endpoints []metav1.LabelSelector
+	entities  []string
+	cidr      []string
+	cidrSet   []CiliumCIDRRule
+	nodes     []metav1.LabelSelector
+	ports     []CiliumPortRule
+}
+
+func ingressFields(r *CiliumIngressRule) ciliumPeerFields {
+	return ciliumPeerFields{"from", r.FromEndpoints, r.FromEntities, r.FromCIDR, r.FromCIDRSet, r.FromNodes, r.ToPorts}
+}
+
+func egressFields(r *CiliumEgressRule) ciliumPeerFields {
+	return ciliumPeerFields{"to", r.ToEndpoints, r.ToEntities, r.ToCIDR, r.ToCIDRSet, r.ToNodes, r.ToPorts}
 }
 
 // ciliumPeers is one compiled ingress or ingressDeny rule.
@@ -109,15 +130,27 @@ func compileCiliumRule(p *CiliumPolicy, cr *CiliumRule, i int) *ciliumRule {
 	rep := reporter{p: &r.base, both: true}
 	f := path{}.at("specs", i)
 	r.selector = compileCiliumSelector(cr.EndpointSelector, f.field("endpointSelector"), rep)
-	r.isolates = len(cr.Ingress) > 0 || len(cr.IngressDeny) > 0
-	if cr.EnableDefaultDeny != nil && cr.EnableDefaultDeny.Ingress != nil && !*cr.EnableDefaultDeny.Ingress {
-		r.isolates = false
+	r.isolates[ingress] = len(cr.Ingress) > 0 || len(cr.IngressDeny) > 0
+	r.isolates[egress] = len(cr.Egress) > 0 || len(cr.EgressDeny) > 0
+	if dd := cr.EnableDefaultDeny; dd != nil {
+		if dd.Ingress != nil && !*dd.Ingress {
+			r.isolates[ingress] = false
+		}
+		if dd.Egress != nil && !*dd.Egress {
+			r.isolates[egress] = false
+		}
 	}
 	for j := range cr.Ingress {
-		r.allow = append(r.allow, compileCiliumPeers(&cr.Ingress[j], p.Namespace, j, f.at("ingress", j), rep))
+		r.allow[ingress] = append(r.allow[ingress], compileCiliumPeers(ingressFields(&cr.Ingress[j]), p.Namespace, j, f.at("ingress", j), rep))
 	}
 	for j := range cr.IngressDeny {
-		r.deny = append(r.deny, compileCiliumPeers(&cr.IngressDeny[j], p.Namespace, j, f.at("ingressDeny", j), rep))
+		r.deny[ingress] = append(r.deny[ingress], compileCiliumPeers(ingressFields(&cr.IngressDeny[j]), p.Namespace, j, f.at("ingressDeny", j), rep))
+	}
+	for j := range cr.Egress {
+		r.allow[egress] = append(r.allow[egress], compileCiliumPeers(egressFields(&cr.Egress[j]), p.Namespace, j, f.at("egress", j), rep))
+	}
+	for j := range cr.EgressDeny {
+		r.deny[egress] = append(r.deny[egress], compileCiliumPeers(egressFields(&cr.EgressDeny[j]), p.Namespace, j, f.at("egressDeny", j), rep))
 	}
 	return r
 }
@@ -149,19 +182,19 @@ func ciliumKey(k string) string {
 	return k
 }
 
-// compileCiliumPeers compiles one ingress rule of a policy in namespace ns
-// ("" for a clusterwide one): there, an endpoint selector that names no
-// namespace selects in ns only, as Cilium reads it.
-func compileCiliumPeers(in *CiliumIngressRule, ns string, j int, f path, r reporter) ciliumPeers {
+// compileCiliumPeers compiles one rule of a policy in namespace ns ("" for
+// a clusterwide one): there, an endpoint selector that names no namespace
+// selects in ns only, as Cilium reads it.
+func compileCiliumPeers(in ciliumPeerFields, ns string, j int, f path, r reporter) ciliumPeers {
 	out := ciliumPeers{index: j, entities: map[string]bool{}}
-	out.any = len(in.FromEndpoints) == 0 && len(in.FromEntities) == 0 && len(in.FromCIDR) == 0 && len(in.FromCIDRSet) == 0 && len(in.FromNodes) == 0
-	for k := range in.FromEndpoints {
-		ef := f.at("fromEndpoints", k)
-		if e, ok := reservedEntity(&in.FromEndpoints[k]); ok {
+	out.any = len(in.endpoints) == 0 && len(in.entities) == 0 && len(in.cidr) == 0 && len(in.cidrSet) == 0 && len(in.nodes) == 0
+	for k := range in.endpoints {
+		ef := f.at(in.prefix+"Endpoints", k)
+		if e, ok := reservedEntity(&in.endpoints[k]); ok {
 			out.entities[e] = true
 			continue
 		}
-		sel := in.FromEndpoints[k].DeepCopy()
+		sel := in.endpoints[k].DeepCopy()
 		if ns != "" && !namesNamespace(sel) {
 			if sel.MatchLabels == nil {
 				sel.MatchLabels = map[string]string{}
@@ -170,20 +203,20 @@ func compileCiliumPeers(in *CiliumIngressRule, ns string, j int, f path, r repor
 		}
 		out.endpoints = append(out.endpoints, compileCiliumSelector(sel, ef, r))
 	}
-	for _, e := range in.FromEntities {
+	for _, e := range in.entities {
 		out.entities[e] = true
 	}
-	for k, c := range in.FromCIDR {
+	for k, c := range in.cidr {
 		if p, err := netip.ParsePrefix(c); err == nil {
 			out.cidrs = append(out.cidrs, ciliumCIDR{prefix: p.Masked()})
 		} else {
-			r.add(f.at("fromCIDR", k), "not a CIDR; the entry matches nothing")
+			r.add(f.at(in.prefix+"CIDR", k), "not a CIDR; the entry matches nothing")
 		}
 	}
-	for k, c := range in.FromCIDRSet {
+	for k, c := range in.cidrSet {
 		p, err := netip.ParsePrefix(c.CIDR)
 		if err != nil {
-			r.add(f.at("fromCIDRSet", k), "no CIDR (a CIDR group is not resolved); the entry matches nothing")
+			r.add(f.at(in.prefix+"CIDRSet", k), "no CIDR (a CIDR group is not resolved); the entry matches nothing")
 			continue
 		}
 		cs := ciliumCIDR{prefix: p.Masked()}
@@ -194,10 +227,10 @@ func compileCiliumPeers(in *CiliumIngressRule, ns string, j int, f path, r repor
 		}
 		out.cidrs = append(out.cidrs, cs)
 	}
-	if len(in.FromNodes) > 0 {
-		r.add(f.field("fromNodes"), "node labels are not known to the guard; the entries match no node")
+	if len(in.nodes) > 0 {
+		r.add(f.field(in.prefix+"Nodes"), "node labels are not known to the guard; the entries match no node")
 	}
-	for k, pr := range in.ToPorts {
+	for k, pr := range in.ports {
 		for l, pp := range pr.Ports {
 			m, ok := compileCiliumPort(pp)
 			if !ok {
@@ -207,7 +240,7 @@ func compileCiliumPeers(in *CiliumIngressRule, ns string, j int, f path, r repor
 			out.ports = append(out.ports, m...)
 		}
 	}
-	if len(in.ToPorts) > 0 && len(out.ports) == 0 {
+	if len(in.ports) > 0 && len(out.ports) == 0 {
 		out.ports = []portMatch{{protocol: "none"}}
 	}
 	return out
@@ -300,27 +333,31 @@ func (r *ciliumRule) selects(p *Pod) bool {
 	return r.selector.matches(ciliumLabels(p))
 }
 
-// entities are the entities the source is, seen from the destination pod.
-func ciliumEntities(src, dst *Endpoint) map[string]bool {
+// ciliumEntities are the entities the other end of a connection is, seen
+// from the policed pod self: a pod-network pod is in the cluster; a node
+// address is host on self's node and remote-node elsewhere (both in the
+// cluster); anything else is world; the API server is kube-apiserver
+// besides.
+func ciliumEntities(other, self *Endpoint) map[string]bool {
 	e := map[string]bool{EntityAll: true}
 	switch {
-	case src.isPodNetwork():
+	case other.isPodNetwork():
 		e[EntityCluster] = true
-	case src.node() != "" && src.node() == dst.node():
+	case other.node() != "" && other.node() == self.node():
 		e[EntityHost], e[EntityCluster] = true, true
-	case src.node() != "":
+	case other.node() != "":
 		e[EntityRemoteNode], e[EntityCluster] = true, true
 	default:
 		e[EntityWorld] = true
 	}
-	if src.KubeAPIServer {
+	if other.KubeAPIServer {
 		e[EntityKubeAPIServer] = true
 	}
 	return e
 }
 
-// matches reports whether the peers match the source on the port.
-func (c *ciliumPeers) matches(src, dst *Endpoint, ents map[string]bool, port int32, proto corev1.Protocol, dstPod *Pod) bool {
+// matches reports whether the peers match the other end on the port.
+func (c *ciliumPeers) matches(other *Endpoint, ents map[string]bool, port int32, proto corev1.Protocol, dstPod *Pod) bool {
 	if len(c.ports) > 0 {
 		ok := false
 		for i := range c.ports {
@@ -341,8 +378,8 @@ func (c *ciliumPeers) matches(src, dst *Endpoint, ents map[string]bool, port int
 			return true
 		}
 	}
-	if src.isPodNetwork() {
-		l := ciliumLabels(src.Pod)
+	if other.isPodNetwork() {
+		l := ciliumLabels(other.Pod)
 		for i := range c.endpoints {
 			if c.endpoints[i].matches(l) {
 				return true
@@ -351,7 +388,7 @@ func (c *ciliumPeers) matches(src, dst *Endpoint, ents map[string]bool, port int
 		return false
 	}
 	// CIDRs match addresses outside the cluster only (no pod, no node).
-	if a := src.addr(); a.IsValid() && src.node() == "" {
+	if a := other.addr(); a.IsValid() && other.node() == "" {
 		a = a.Unmap()
 		for _, cs := range c.cidrs {
 			if cs.prefix.Contains(a) && !containsAny(cs.except, a) {
@@ -372,57 +409,108 @@ func containsAny(ps []netip.Prefix, a netip.Addr) bool {
 }
 
 // Ingress decides whether t.Destination may receive t under the Cilium
-// policies: a matching ingressDeny rule denies, else a matching ingress
-// rule allows, else a pod that a rule selects for ingress is denied (default
-// deny), and one no rule selects is allowed. Ingress from the pod's own
-// host is always allowed (Cilium's default, allow-localhost).
-func (c *CiliumSet) Ingress(t Traffic) Verdict {
-	v := Verdict{Direction: "Ingress", Allowed: true, Reason: NotPoliced}
-	dst, src := &t.Destination, &t.Source
-	if !dst.isPodNetwork() {
-		v.Explanation = explain(&v, &t)
-		return v
+// policies alone (Compile(nil).WithCilium(c)).
+func (c *CiliumSet) Ingress(t Traffic) Verdict { return ciliumOnly(c).evaluate(ingress, &t) }
+
+// Egress decides whether t.Source may send t under the Cilium policies
+// alone.
+func (c *CiliumSet) Egress(t Traffic) Verdict { return ciliumOnly(c).evaluate(egress, &t) }
+
+func ciliumOnly(c *CiliumSet) *Set { return &Set{cilium: c} }
+
+// Len is the number of rules compiled.
+func (c *CiliumSet) Len() int {
+	if c == nil {
+		return 0
 	}
+	return len(c.rules)
+}
+
+// WithCilium returns a Set holding s's NetworkPolicies that decides by
+// Cilium's model when c holds any rule: the Cilium rules and the
+// NetworkPolicies form one union (Cilium translates each NetworkPolicy into
+// its own rules), in which a matching deny rule denies, else any matching
+// allow rule (Cilium's or a NetworkPolicy's) allows, else a pod that a rule
+// selects for the direction is denied (default deny), and one none selects
+// is allowed. Ingress from the pod's own node is always allowed (Cilium's
+// allow-localhost default). ClusterNetworkPolicy tiers are not applied
+// under this model: Cilium does not implement them. s is not changed.
+func (s *Set) WithCilium(c *CiliumSet) *Set {
+	out := *s
+	out.cilium = c
+	if c.Len() == 0 {
+		out.cilium = nil
+	}
+	return &out
+}
+
+// ciliumEvaluate decides direction d of t by Cilium's model.
+func (s *Set) ciliumEvaluate(d direction, t *Traffic, v Verdict, self, other *Endpoint, proto corev1.Protocol, dst *Pod) Verdict {
 	v.Reason = NotIsolated
-	proto := protocolOr(t.Protocol)
-	ents := ciliumEntities(src, dst)
+	ents := ciliumEntities(other, self)
 	var allowedBy *ClusterRuleRef
-	for _, r := range c.rules {
-		if !r.selects(dst.Pod) {
+	for _, r := range s.cilium.rules {
+		if !r.selects(self.Pod) {
 			continue
 		}
-		if r.isolates {
-			v.Isolated = true
+		if r.isolates[d] {
 			v.IsolatedBy = append(v.IsolatedBy, r.base.ref)
 		}
-		for i := range r.deny {
-			if r.deny[i].matches(src, dst, ents, t.Port, proto, dst.Pod) {
-				return ciliumDecided(v, &t, r.ref(r.deny[i].index, "Deny"), false)
+		for i := range r.deny[d] {
+			if r.deny[d][i].matches(other, ents, t.Port, proto, dst) {
+				return ciliumDecided(v, t, r.ref(d, r.deny[d][i].index, "Deny"), false)
 			}
 		}
 		if allowedBy == nil {
-			for i := range r.allow {
-				if r.allow[i].matches(src, dst, ents, t.Port, proto, dst.Pod) {
-					allowedBy = r.ref(r.allow[i].index, "Allow")
+			for i := range r.allow[d] {
+				if r.allow[d][i].matches(other, ents, t.Port, proto, dst) {
+					allowedBy = r.ref(d, r.allow[d][i].index, "Allow")
 					break
 				}
 			}
 		}
 	}
+	// The NetworkPolicies in the same union. Cilium gives their ipBlocks to
+	// addresses outside the cluster only: a pod or a node is matched by
+	// its identity, never by its address.
+	x := party{}
+	if other.isPodNetwork() {
+		x.pod = other.Pod
+	} else if other.node() == "" {
+		x.ip = other.addr()
+	}
+	pod := labelSet{m: self.Pod.Labels}
+	for _, p := range s.byNamespace[self.Pod.Namespace] {
+		if !p.affects[d] || !p.selector.matches(pod) {
+			continue
+		}
+		v.IsolatedBy = append(v.IsolatedBy, p.ref)
+		v.Issues = append(v.Issues, p.issues[d]...)
+		if allowedBy == nil && v.AllowedBy == nil {
+			v.AllowedBy = p.firstMatch(d, &x, t.Port, proto, dst)
+		}
+	}
+	v.Isolated = len(v.IsolatedBy) > 0
 	switch {
 	case allowedBy != nil:
-		return ciliumDecided(v, &t, allowedBy, true)
-	case v.Isolated && ents[EntityHost]:
+		return ciliumDecided(v, t, allowedBy, true)
+	case v.AllowedBy != nil:
+		v.Reason, v.Tier = AllowedByRule, TierCilium
+	case v.Isolated && d == ingress && ents[EntityHost]:
 		v.Reason = SameNode
 	case v.Isolated:
 		v.Allowed, v.Reason, v.Tier = false, CiliumDefaultDeny, TierCilium
 	}
-	v.Explanation = explain(&v, &t)
+	v.Explanation = explain(&v, t)
 	return v
 }
 
-func (r *ciliumRule) ref(index int, action string) *ClusterRuleRef {
-	return &ClusterRuleRef{Kind: r.base.kind, Policy: r.base.ref, Tier: TierCilium, Direction: "ingress", Index: index,
+func (r *ciliumRule) ref(d direction, index int, action string) *ClusterRuleRef {
+	dir := "ingress"
+	if d == egress {
+		dir = "egress"
+	}
+	return &ClusterRuleRef{Kind: r.base.kind, Policy: r.base.ref, Tier: TierCilium, Direction: dir, Index: index,
 		Name: "specs[" + strconv.Itoa(r.index) + "]", Action: action}
 }
 

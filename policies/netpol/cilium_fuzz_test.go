@@ -10,7 +10,8 @@ import (
 )
 
 // FuzzCiliumIngress: Cilium policies decoded from arbitrary JSON, valid or
-// not, never panic, give the same verdict twice, and a verdict is
+// not, never panic, give the same verdict twice in each direction, and a
+// verdict is
 // consistent: a Cilium decision names its rule, a default deny its
 // selecting policies.
 func FuzzCiliumIngress(f *testing.F) {
@@ -27,18 +28,28 @@ func FuzzCiliumIngress(f *testing.F) {
 		d := &decoder{b: traffic}
 		tr := d.traffic()
 		tr.Source.KubeAPIServer = d.intn(2) == 0
+		tr.Destination.KubeAPIServer = d.intn(2) == 0
 		a, b := netpol.CompileCilium(ps), netpol.CompileCilium(ps)
-		v1, v2 := a.Ingress(tr), b.Ingress(tr)
-		if diff := cmp.Diff(v1, v2); diff != "" {
-			t.Fatalf("not deterministic (-first +second):\n%s", diff)
-		}
-		decided := v1.Reason == netpol.CiliumAllowed || v1.Reason == netpol.CiliumDenied
-		ok := v1.Allowed == (v1.Reason != netpol.CiliumDenied && v1.Reason != netpol.CiliumDefaultDeny) &&
-			decided == (v1.DecidedBy != nil) &&
-			(v1.Reason != netpol.CiliumDefaultDeny || len(v1.IsolatedBy) > 0) &&
-			v1.Explanation != ""
-		if !ok {
-			t.Fatalf("inconsistent verdict: %+v", v1)
+		for _, eval := range []func(*netpol.CiliumSet) netpol.Verdict{
+			func(c *netpol.CiliumSet) netpol.Verdict { return c.Ingress(tr) },
+			func(c *netpol.CiliumSet) netpol.Verdict { return c.Egress(tr) },
+		} {
+			checkCiliumVerdict(t, eval(a), eval(b))
 		}
 	})
+}
+
+func checkCiliumVerdict(t *testing.T, v1, v2 netpol.Verdict) {
+	t.Helper()
+	if diff := cmp.Diff(v1, v2); diff != "" {
+		t.Fatalf("not deterministic (-first +second):\n%s", diff)
+	}
+	decided := v1.Reason == netpol.CiliumAllowed || v1.Reason == netpol.CiliumDenied
+	ok := v1.Allowed == (v1.Reason != netpol.CiliumDenied && v1.Reason != netpol.CiliumDefaultDeny) &&
+		decided == (v1.DecidedBy != nil) &&
+		(v1.Reason != netpol.CiliumDefaultDeny || len(v1.IsolatedBy) > 0) &&
+		v1.Explanation != ""
+	if !ok {
+		t.Fatalf("inconsistent verdict: %+v", v1)
+	}
 }

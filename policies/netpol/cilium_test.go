@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"testing"
 
+	networkingv1 "k8s.io/api/networking/v1"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"apiservice-guard.io/apiservice-guard/policies/netpol"
@@ -143,5 +145,109 @@ func TestCiliumDefaultDenyOff(t *testing.T) {
 	v := netpol.CompileCilium([]*netpol.CiliumPolicy{p}).Ingress(netpol.Traffic{Source: apiServerOutside(), Destination: netpol.PodEndpoint(kedaPod()), Port: 6443})
 	if !v.Allowed || v.Reason != netpol.NotIsolated {
 		t.Errorf("allowed=%v reason=%s: %s", v.Allowed, v.Reason, v.Explanation)
+	}
+}
+
+// ciliumEgressPolicy builds a policy of one rule selecting sel with the
+// given egress rules.
+func ciliumEgressPolicy(ns, name string, sel map[string]string, egress ...netpol.CiliumEgressRule) *netpol.CiliumPolicy {
+	return &netpol.CiliumPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: &netpol.CiliumRule{EndpointSelector: &metav1.LabelSelector{MatchLabels: sel}, Egress: egress}}
+}
+
+// TestCiliumEgress: a konnectivity agent's egress to the API server under
+// Cilium's egress rules.
+func TestCiliumEgress(t *testing.T) {
+	agent := map[string]string{"k8s-app": "konnectivity-agent"}
+	toEntities := func(e ...string) netpol.CiliumEgressRule { return netpol.CiliumEgressRule{ToEntities: e} }
+	tests := []struct {
+		name     string
+		policies []*netpol.CiliumPolicy
+		dst      netpol.Endpoint
+		allowed  bool
+		reason   netpol.Reason
+	}{
+		{"no policy", nil, apiServerOutside(), true, netpol.NotIsolated},
+		{"toEntities: cluster does not reach an API server out of the cluster",
+			[]*netpol.CiliumPolicy{ciliumEgressPolicy("kube-system", "p", agent, toEntities("cluster"))},
+			apiServerOutside(), false, netpol.CiliumDefaultDeny},
+		{"toEntities: kube-apiserver reaches it",
+			[]*netpol.CiliumPolicy{ciliumEgressPolicy("kube-system", "p", agent, toEntities("kube-apiserver"))},
+			apiServerOutside(), true, netpol.CiliumAllowed},
+		{"toCIDR holding it reaches it",
+			[]*netpol.CiliumPolicy{ciliumEgressPolicy("kube-system", "p", agent, netpol.CiliumEgressRule{ToCIDR: []string{"203.0.113.0/24"}})},
+			apiServerOutside(), true, netpol.CiliumAllowed},
+		{"toCIDR does not reach an API server on a node",
+			[]*netpol.CiliumPolicy{ciliumEgressPolicy("kube-system", "p", agent, netpol.CiliumEgressRule{ToCIDR: []string{"192.168.0.0/16"}})},
+			apiServerOnNode("cp-1"), false, netpol.CiliumDefaultDeny},
+		{"egress to the own host is policed (no allow-localhost for egress)",
+			[]*netpol.CiliumPolicy{ciliumEgressPolicy("kube-system", "p", agent, toEntities("world"))},
+			apiServerOnNode("worker-1"), false, netpol.CiliumDefaultDeny},
+		{"toPorts of another port only",
+			[]*netpol.CiliumPolicy{ciliumEgressPolicy("kube-system", "p", agent, netpol.CiliumEgressRule{ToEntities: []string{"all"},
+				ToPorts: []netpol.CiliumPortRule{{Ports: []netpol.CiliumPortProtocol{{Port: "8132"}}}}})},
+			apiServerOutside(), false, netpol.CiliumDefaultDeny},
+		{"an egressDeny wins",
+			[]*netpol.CiliumPolicy{ciliumEgressPolicy("kube-system", "p", agent, toEntities("all")),
+				{ObjectMeta: metav1.ObjectMeta{Name: "deny"}, Spec: &netpol.CiliumRule{EndpointSelector: &metav1.LabelSelector{},
+					EgressDeny: []netpol.CiliumEgressRule{toEntities("kube-apiserver")}}}},
+			apiServerOutside(), false, netpol.CiliumDenied},
+		{"an ingress-only rule does not police egress",
+			[]*netpol.CiliumPolicy{ciliumPolicy("kube-system", "p", agent, ingress(fromEntities("cluster")), nil)},
+			apiServerOutside(), true, netpol.NotIsolated},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := netpol.CompileCilium(tt.policies).Egress(netpol.Traffic{Source: netpol.PodEndpoint(agentPod(false)), Destination: tt.dst, Port: 6443})
+			if v.Allowed != tt.allowed || v.Reason != tt.reason {
+				t.Fatalf("allowed=%v reason=%s, want %v %s: %s", v.Allowed, v.Reason, tt.allowed, tt.reason, v.Explanation)
+			}
+		})
+	}
+}
+
+// TestCiliumWithNetworkPolicies: NetworkPolicies join Cilium's union, with
+// their ipBlocks matching addresses outside the cluster only.
+func TestCiliumWithNetworkPolicies(t *testing.T) {
+	keda := map[string]string{"app": "keda"}
+	cnp := ciliumPolicy("keda", "keda-metrics", keda, ingress(fromEntities("cluster")), nil)
+	tests := []struct {
+		name    string
+		nps     []*networkingv1.NetworkPolicy
+		cilium  []*netpol.CiliumPolicy
+		src     netpol.Endpoint
+		allowed bool
+		reason  netpol.Reason
+	}{
+		{"a NetworkPolicy allow joins the union: the API server's CIDR admits it out of the cluster",
+			[]*networkingv1.NetworkPolicy{netpolicy("keda", "allow-cp", selecting(keda), in(nil, ipPeer("203.0.113.0/24")))},
+			[]*netpol.CiliumPolicy{cnp}, apiServerOutside(), true, netpol.AllowedByRule},
+		{"an ipBlock of the node network does not admit the API server on a node",
+			[]*networkingv1.NetworkPolicy{netpolicy("keda", "deny", selecting(keda), in(nil, ipPeer("192.168.0.0/16")))},
+			[]*netpol.CiliumPolicy{ciliumPolicy("shop", "unrelated", nil, ingress(fromEntities("cluster")), nil)},
+			apiServerOnNode("cp-1"), false, netpol.CiliumDefaultDeny},
+		{"a NetworkPolicy isolates under Cilium too; a Cilium allow lets the source in",
+			[]*networkingv1.NetworkPolicy{netpolicy("keda", "deny-all", selecting(keda), types(networkingv1.PolicyTypeIngress))},
+			[]*netpol.CiliumPolicy{ciliumPolicy("keda", "p", keda, ingress(fromEntities("kube-apiserver")), nil)},
+			apiServerOutside(), true, netpol.CiliumAllowed},
+		{"a NetworkPolicy deny-all with a Cilium policy elsewhere: denied",
+			[]*networkingv1.NetworkPolicy{netpolicy("keda", "deny-all", selecting(keda), types(networkingv1.PolicyTypeIngress))},
+			[]*netpol.CiliumPolicy{ciliumPolicy("shop", "unrelated", nil, ingress(fromEntities("cluster")), nil)},
+			apiServerOutside(), false, netpol.CiliumDefaultDeny},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			set := netpol.Compile(tt.nps).WithCilium(netpol.CompileCilium(tt.cilium))
+			v := set.Ingress(netpol.Traffic{Source: tt.src, Destination: netpol.PodEndpoint(kedaPod()), Port: 6443})
+			if v.Allowed != tt.allowed || v.Reason != tt.reason {
+				t.Fatalf("allowed=%v reason=%s, want %v %s: %s", v.Allowed, v.Reason, tt.allowed, tt.reason, v.Explanation)
+			}
+		})
+	}
+	// Without Cilium policies the same ipBlock admits the node address.
+	v := netpol.Compile([]*networkingv1.NetworkPolicy{netpolicy("keda", "p", selecting(keda), in(nil, ipPeer("192.168.0.0/16")))}).
+		WithCilium(netpol.CompileCilium(nil)).Ingress(netpol.Traffic{Source: apiServerOnNode("cp-1"), Destination: netpol.PodEndpoint(kedaPod()), Port: 6443})
+	if !v.Allowed || v.Reason != netpol.AllowedByRule {
+		t.Errorf("no Cilium policy: %s", v.Explanation)
 	}
 }

@@ -410,7 +410,7 @@ func (t *Tiers) Len() int {
 // then the NetworkPolicies, then, for pods no NetworkPolicy isolates, the
 // Baseline tier. s is not changed.
 func (s *Set) WithTiers(t *Tiers) *Set {
-	out := &Set{byNamespace: s.byNamespace}
+	out := &Set{byNamespace: s.byNamespace, cilium: s.cilium}
 	if t != nil {
 		out.admin, out.baseline, out.clusterIssues = t.admin, t.baseline, t.issues
 	}

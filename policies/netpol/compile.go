@@ -46,6 +46,9 @@ type Set struct {
 	// priority (WithCluster); clusterIssues their invalid parts.
 	admin, baseline []*clusterPolicy
 	clusterIssues   []Issue
+	// cilium, when set, makes the Set decide by Cilium's model
+	// (WithCilium).
+	cilium *CiliumSet
 }
 
 // Compile compiles policies for evaluation. Nil entries are skipped; a policy
@@ -71,7 +74,7 @@ func Compile(policies []*networkingv1.NetworkPolicy) *Set {
 // so the cost is compiling upsert plus copying the touched namespaces' lists:
 // this is how to evaluate a CREATE, UPDATE or DELETE without recompiling.
 func (s *Set) With(upsert []*networkingv1.NetworkPolicy, remove ...PolicyRef) *Set {
-	out := &Set{byNamespace: maps.Clone(s.byNamespace), admin: s.admin, baseline: s.baseline, clusterIssues: s.clusterIssues}
+	out := &Set{byNamespace: maps.Clone(s.byNamespace), admin: s.admin, baseline: s.baseline, clusterIssues: s.clusterIssues, cilium: s.cilium}
 	copied := map[string]bool{}
 	own := func(ns string) []*policy {
 		if !copied[ns] {
@@ -128,7 +131,11 @@ func (s *Set) Issues() []Issue {
 			out = append(out, p.all...)
 		}
 	}
-	return append(out, s.clusterIssues...)
+	out = append(out, s.clusterIssues...)
+	if s.cilium != nil {
+		out = append(out, s.cilium.issues...)
+	}
+	return out
 }
 
 // defaulted puts an empty namespace in "default", as Compile does.

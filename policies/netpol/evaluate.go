@@ -33,6 +33,9 @@ func (s *Set) evaluate(d direction, t *Traffic) Verdict {
 	if t.Destination.isPodNetwork() {
 		dst = t.Destination.Pod
 	}
+	if s.cilium != nil {
+		return s.ciliumEvaluate(d, t, v, self, other, proto, dst)
+	}
 	// The Admin tier first: its first matching rule decides, unless it is
 	// a Pass.
 	if len(s.admin) > 0 {

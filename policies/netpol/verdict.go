@@ -119,9 +119,9 @@ func explain(v *Verdict, t *Traffic) string {
 	case ClusterDeny, CiliumDenied:
 		b.WriteString(" denied by " + v.DecidedBy.String())
 	case CiliumDefaultDeny:
-		b.WriteString(" denied: selected for ingress by ")
+		b.WriteString(" denied: selected for " + dir + " by ")
 		writePolicies(&b, v.IsolatedBy)
-		b.WriteString(", and no ingress rule allows it")
+		b.WriteString(", and no " + dir + " rule allows it")
 	}
 	if v.PassedBy != nil {
 		b.WriteString(" (passed on by " + v.PassedBy.String() + ")")
