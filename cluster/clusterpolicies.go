@@ -2,6 +2,12 @@ package cluster
 
 import (
 	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	toolscache "k8s.io/client-go/tools/cache"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -12,33 +18,217 @@ import (
 	"apiservice-guard.io/apiservice-guard/policies/netpol"
 )
 
-// PolicyAPIs says which cluster-scoped policy APIs of
-// policy.networking.k8s.io a cluster serves; the Live view watches those
-// only, so a missing CRD never breaks it.
+// PolicyAPIs says which policy APIs besides NetworkPolicy a cluster
+// serves: the cluster-scoped ones of policy.networking.k8s.io and Cilium's.
+// The Live view watches those only, so a missing CRD never breaks it.
 type PolicyAPIs struct {
 	// ClusterNetworkPolicyV1Beta1 and ClusterNetworkPolicyV1Alpha2: the
 	// ClusterNetworkPolicy kind; when both are served, v1beta1 is read.
 	ClusterNetworkPolicyV1Beta1, ClusterNetworkPolicyV1Alpha2 bool
 	// AdminNetworkPolicy and BaselineAdminNetworkPolicy: their v1alpha1.
 	AdminNetworkPolicy, BaselineAdminNetworkPolicy bool
+	// CiliumNetworkPolicy and CiliumClusterwideNetworkPolicy: cilium.io/v2.
+	CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy bool
 }
 
 // Any reports whether any of them is served.
-func (a PolicyAPIs) Any() bool {
-	return a.ClusterNetworkPolicyV1Beta1 || a.ClusterNetworkPolicyV1Alpha2 || a.AdminNetworkPolicy || a.BaselineAdminNetworkPolicy
+func (a PolicyAPIs) Any() bool { return a != PolicyAPIs{} }
+
+// covers reports whether a holds every API b holds.
+func (a PolicyAPIs) covers(b PolicyAPIs) bool { return a.or(b) == a }
+
+func (a PolicyAPIs) or(b PolicyAPIs) PolicyAPIs {
+	return PolicyAPIs{
+		ClusterNetworkPolicyV1Beta1:    a.ClusterNetworkPolicyV1Beta1 || b.ClusterNetworkPolicyV1Beta1,
+		ClusterNetworkPolicyV1Alpha2:   a.ClusterNetworkPolicyV1Alpha2 || b.ClusterNetworkPolicyV1Alpha2,
+		AdminNetworkPolicy:             a.AdminNetworkPolicy || b.AdminNetworkPolicy,
+		BaselineAdminNetworkPolicy:     a.BaselineAdminNetworkPolicy || b.BaselineAdminNetworkPolicy,
+		CiliumNetworkPolicy:            a.CiliumNetworkPolicy || b.CiliumNetworkPolicy,
+		CiliumClusterwideNetworkPolicy: a.CiliumClusterwideNetworkPolicy || b.CiliumClusterwideNetworkPolicy,
+	}
+}
+
+// String lists the APIs: "ClusterNetworkPolicy/v1beta1, CiliumNetworkPolicy".
+func (a PolicyAPIs) String() string {
+	var out []string
+	for _, x := range []struct {
+		on   bool
+		name string
+	}{
+		{a.ClusterNetworkPolicyV1Beta1, "ClusterNetworkPolicy/v1beta1"},
+		{a.ClusterNetworkPolicyV1Alpha2, "ClusterNetworkPolicy/v1alpha2"},
+		{a.AdminNetworkPolicy, "AdminNetworkPolicy"},
+		{a.BaselineAdminNetworkPolicy, "BaselineAdminNetworkPolicy"},
+		{a.CiliumNetworkPolicy, "CiliumNetworkPolicy"},
+		{a.CiliumClusterwideNetworkPolicy, "CiliumClusterwideNetworkPolicy"},
+	} {
+		if x.on {
+			out = append(out, x.name)
+		}
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ", ")
 }
 
 // DiscoverPolicyAPIs reads from mapper which of the APIs the cluster serves.
 func DiscoverPolicyAPIs(mapper meta.RESTMapper) PolicyAPIs {
-	served := func(version, kind string) bool {
-		_, err := mapper.RESTMapping(schema.GroupKind{Group: cnpv1beta1.GroupName, Kind: kind}, version)
+	served := func(group, version, kind string) bool {
+		_, err := mapper.RESTMapping(schema.GroupKind{Group: group, Kind: kind}, version)
 		return err == nil
 	}
+	g, c := cnpv1beta1.GroupName, CiliumGroupVersion.Group
 	return PolicyAPIs{
-		ClusterNetworkPolicyV1Beta1:  served("v1beta1", "ClusterNetworkPolicy"),
-		ClusterNetworkPolicyV1Alpha2: served("v1alpha2", "ClusterNetworkPolicy"),
-		AdminNetworkPolicy:           served("v1alpha1", "AdminNetworkPolicy"),
-		BaselineAdminNetworkPolicy:   served("v1alpha1", "BaselineAdminNetworkPolicy"),
+		ClusterNetworkPolicyV1Beta1:    served(g, "v1beta1", "ClusterNetworkPolicy"),
+		ClusterNetworkPolicyV1Alpha2:   served(g, "v1alpha2", "ClusterNetworkPolicy"),
+		AdminNetworkPolicy:             served(g, "v1alpha1", "AdminNetworkPolicy"),
+		BaselineAdminNetworkPolicy:     served(g, "v1alpha1", "BaselineAdminNetworkPolicy"),
+		CiliumNetworkPolicy:            served(c, "v2", "CiliumNetworkPolicy"),
+		CiliumClusterwideNetworkPolicy: served(c, "v2", "CiliumClusterwideNetworkPolicy"),
+	}
+}
+
+// policyAPIsOf reads from CRDs which of the APIs are served: a CRD that is
+// Established, and the versions it serves.
+func policyAPIsOf(crds []*apiextensionsv1.CustomResourceDefinition) PolicyAPIs {
+	var a PolicyAPIs
+	for _, crd := range crds {
+		if !established(crd) {
+			continue
+		}
+		for _, v := range crd.Spec.Versions {
+			if !v.Served {
+				continue
+			}
+			switch gk := (schema.GroupKind{Group: crd.Spec.Group, Kind: crd.Spec.Names.Kind}); {
+			case gk.Group == cnpv1beta1.GroupName && gk.Kind == "ClusterNetworkPolicy":
+				a.ClusterNetworkPolicyV1Beta1 = a.ClusterNetworkPolicyV1Beta1 || v.Name == "v1beta1"
+				a.ClusterNetworkPolicyV1Alpha2 = a.ClusterNetworkPolicyV1Alpha2 || v.Name == "v1alpha2"
+			case gk.Group == cnpv1beta1.GroupName && v.Name == "v1alpha1":
+				a.AdminNetworkPolicy = a.AdminNetworkPolicy || gk.Kind == "AdminNetworkPolicy"
+				a.BaselineAdminNetworkPolicy = a.BaselineAdminNetworkPolicy || gk.Kind == "BaselineAdminNetworkPolicy"
+			case gk.Group == CiliumGroupVersion.Group && v.Name == CiliumGroupVersion.Version:
+				a.CiliumNetworkPolicy = a.CiliumNetworkPolicy || gk.Kind == "CiliumNetworkPolicy"
+				a.CiliumClusterwideNetworkPolicy = a.CiliumClusterwideNetworkPolicy || gk.Kind == "CiliumClusterwideNetworkPolicy"
+			}
+		}
+	}
+	return a
+}
+
+func established(crd *apiextensionsv1.CustomResourceDefinition) bool {
+	for _, c := range crd.Status.Conditions {
+		if c.Type == apiextensionsv1.Established {
+			return c.Status == apiextensionsv1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// policyStores are the informers of the policy APIs Live watches; a newer
+// value replaces it whole when an API appears (Live.FollowPolicyAPIs).
+type policyStores struct {
+	apis        PolicyAPIs
+	cnpV1Beta1  *store[cnpv1beta1.ClusterNetworkPolicy]
+	cnpV1Alpha2 *store[cnpv1alpha2.ClusterNetworkPolicy]
+	anps        *store[anpv1alpha1.AdminNetworkPolicy]
+	banps       *store[anpv1alpha1.BaselineAdminNetworkPolicy]
+	cnps        *store[CiliumNetworkPolicy]
+	ccnps       *store[CiliumClusterwideNetworkPolicy]
+}
+
+// withAPIs returns the stores of old (nil: none) and of the APIs of apis
+// not watched yet, built by b, and the informers added.
+func (old *policyStores) withAPIs(b *storeBuilder, apis PolicyAPIs) (*policyStores, []func() bool) {
+	out := &policyStores{}
+	if old != nil {
+		*out = *old
+	}
+	var added []func() bool
+	if apis.ClusterNetworkPolicyV1Beta1 && out.cnpV1Beta1 == nil {
+		out.cnpV1Beta1 = build[cnpv1beta1.ClusterNetworkPolicy](b, &cnpv1beta1.ClusterNetworkPolicy{}, cnpv1beta1.Resource("clusternetworkpolicies"), nil)
+		added = append(added, out.cnpV1Beta1.hasSynced())
+	} else if apis.ClusterNetworkPolicyV1Alpha2 && out.cnpV1Alpha2 == nil {
+		out.cnpV1Alpha2 = build[cnpv1alpha2.ClusterNetworkPolicy](b, &cnpv1alpha2.ClusterNetworkPolicy{}, cnpv1alpha2.Resource("clusternetworkpolicies"), nil)
+		added = append(added, out.cnpV1Alpha2.hasSynced())
+	}
+	if apis.AdminNetworkPolicy && out.anps == nil {
+		out.anps = build[anpv1alpha1.AdminNetworkPolicy](b, &anpv1alpha1.AdminNetworkPolicy{}, anpv1alpha1.Resource("adminnetworkpolicies"), nil)
+		added = append(added, out.anps.hasSynced())
+	}
+	if apis.BaselineAdminNetworkPolicy && out.banps == nil {
+		out.banps = build[anpv1alpha1.BaselineAdminNetworkPolicy](b, &anpv1alpha1.BaselineAdminNetworkPolicy{}, anpv1alpha1.Resource("baselineadminnetworkpolicies"), nil)
+		added = append(added, out.banps.hasSynced())
+	}
+	if apis.CiliumNetworkPolicy && out.cnps == nil {
+		out.cnps = build[CiliumNetworkPolicy](b, &CiliumNetworkPolicy{}, CiliumGroupVersion.WithResource("ciliumnetworkpolicies").GroupResource(), nil)
+		added = append(added, out.cnps.hasSynced())
+	}
+	if apis.CiliumClusterwideNetworkPolicy && out.ccnps == nil {
+		out.ccnps = build[CiliumClusterwideNetworkPolicy](b, &CiliumClusterwideNetworkPolicy{},
+			CiliumGroupVersion.WithResource("ciliumclusterwidenetworkpolicies").GroupResource(), nil)
+		added = append(added, out.ccnps.hasSynced())
+	}
+	out.apis = out.apis.or(apis)
+	if b.err != nil {
+		return old, nil
+	}
+	return out, added
+}
+
+// PolicyAPIs are the policy APIs the view watches now.
+func (l *Live) PolicyAPIs() PolicyAPIs { return l.policy.Load().apis }
+
+// WatchPolicyAPIs adds informers for the APIs of apis the view does not
+// watch yet, on the running cache, and waits (until ctx ends) for them to
+// sync before reads see them: until then they read as none, the state
+// before their CRD existed.
+func (l *Live) WatchPolicyAPIs(ctx context.Context, apis PolicyAPIs) error {
+	l.policyMu.Lock()
+	defer l.policyMu.Unlock()
+	old := l.policy.Load()
+	if old.apis.covers(apis) {
+		return nil
+	}
+	b := &storeBuilder{ctx: ctx, cache: l.cache}
+	next, added := old.withAPIs(b, apis)
+	if b.err != nil {
+		return b.err
+	}
+	for _, synced := range added {
+		if !toolscache.WaitForCacheSync(ctx.Done(), synced) {
+			return fmt.Errorf("waiting for the informers of %s: %w", apis, context.Cause(ctx))
+		}
+	}
+	l.policy.Store(next)
+	return nil
+}
+
+// FollowPolicyAPIs watches, until ctx ends, for the CRDs of policy APIs
+// installed after start (checked every interval from the CRD informer) and
+// adds their informers; changed, when set, is told each new set of
+// APIs watched, or the error adding them.
+func (l *Live) FollowPolicyAPIs(ctx context.Context, interval time.Duration, changed func(PolicyAPIs, error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !l.synced.Load() {
+			continue
+		}
+		served := policyAPIsOf(l.crds.list())
+		if l.PolicyAPIs().covers(served) {
+			continue
+		}
+		err := l.WatchPolicyAPIs(ctx, served)
+		if changed != nil {
+			changed(l.PolicyAPIs(), err)
+		}
 	}
 }
 
@@ -88,12 +278,32 @@ func (s *Static) ClusterNetworkPolicies(context.Context) ([]*cnpv1beta1.ClusterN
 }
 
 // ClusterNetworkPolicies implements View: from the informers of the APIs
-// the cluster serves (LiveOptions.PolicyAPIs); none when it serves none.
+// the cluster serves (LiveOptions.PolicyAPIs, and those FollowPolicyAPIs
+// adds); none when it serves none.
 func (l *Live) ClusterNetworkPolicies(ctx context.Context) ([]*cnpv1beta1.ClusterNetworkPolicy, error) {
 	if err := l.ready(ctx); err != nil {
 		return nil, err
 	}
-	return clusterPolicies(listOrNone(l.cnpV1Beta1), listOrNone(l.cnpV1Alpha2), listOrNone(l.anps), listOrNone(l.banps)), nil
+	p := l.policy.Load()
+	return clusterPolicies(listOrNone(p.cnpV1Beta1), listOrNone(p.cnpV1Alpha2), listOrNone(p.anps), listOrNone(p.banps)), nil
+}
+
+// CiliumPolicies implements View: from the informers of the Cilium kinds
+// the cluster serves.
+func (l *Live) CiliumPolicies(ctx context.Context) ([]*netpol.CiliumPolicy, error) {
+	if err := l.ready(ctx); err != nil {
+		return nil, err
+	}
+	p := l.policy.Load()
+	return ciliumPolicies(listOrNone(p.cnps), listOrNone(p.ccnps)), nil
+}
+
+// CiliumPolicies implements View: every CiliumNetworkPolicy and
+// CiliumClusterwideNetworkPolicy the files hold.
+func (s *Static) CiliumPolicies(context.Context) ([]*netpol.CiliumPolicy, error) {
+	g := CiliumGroupVersion.Group
+	return ciliumPolicies(list[*CiliumNetworkPolicy](s, g, "CiliumNetworkPolicy", ""),
+		list[*CiliumClusterwideNetworkPolicy](s, g, "CiliumClusterwideNetworkPolicy", "")), nil
 }
 
 // listOrNone lists the store, which is nil for an API the cluster does not

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -32,5 +33,25 @@ func TestClusterPolicies(t *testing.T) {
 	}
 	if only := clusterPolicies(beta, nil, nil, nil); len(only) != 1 || only[0] != beta[0] {
 		t.Errorf("v1beta1 alone: %v", only)
+	}
+}
+
+// TestStaticCiliumPolicies: both Cilium kinds read from files, tolerant of
+// fields the guard does not read (L7 rules, description).
+func TestStaticCiliumPolicies(t *testing.T) {
+	s, err := LoadStatic(filepath.Join("testdata", "cilium"))
+	if err != nil {
+		t.Fatalf("LoadStatic: %v", err)
+	}
+	ps, err := s.CiliumPolicies(t.Context())
+	if err != nil || len(ps) != 2 {
+		t.Fatalf("CiliumPolicies = %v, %v", ps, err)
+	}
+	cnp, ccnp := ps[0], ps[1]
+	if cnp.Namespace != "keda" || cnp.Spec.Ingress[0].FromEntities[0] != "cluster" || cnp.Spec.Ingress[0].ToPorts[0].Ports[0].Port != "6443" {
+		t.Errorf("CiliumNetworkPolicy read as %+v", cnp)
+	}
+	if ccnp.Name != "deny-world" || ccnp.Namespace != "" || ccnp.Spec.IngressDeny[0].FromEntities[0] != "world" {
+		t.Errorf("CiliumClusterwideNetworkPolicy read as %+v", ccnp)
 	}
 }

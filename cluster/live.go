@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,9 +29,6 @@ import (
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	anpv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
-	cnpv1alpha2 "sigs.k8s.io/network-policy-api/apis/v1alpha2"
-	cnpv1beta1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
 
 	"apiservice-guard.io/apiservice-guard/internal/ttlcache"
 )
@@ -106,11 +104,10 @@ type Live struct {
 	pods            *store[corev1.Pod]
 	nodes           *store[corev1.Node]
 	networkPolicies *store[networkingv1.NetworkPolicy]
-	// Cluster-scoped policies, only for the APIs served (nil otherwise).
-	cnpV1Beta1          *store[cnpv1beta1.ClusterNetworkPolicy]
-	cnpV1Alpha2         *store[cnpv1alpha2.ClusterNetworkPolicy]
-	anps                *store[anpv1alpha1.AdminNetworkPolicy]
-	banps               *store[anpv1alpha1.BaselineAdminNetworkPolicy]
+	// policy holds the informers of the policy APIs served (cluster-scoped
+	// and Cilium's); policyMu serializes adding to them.
+	policy              atomic.Pointer[policyStores]
+	policyMu            sync.Mutex
 	apiServices         *store[apiregv1.APIService]
 	roleBindings        *store[rbacv1.RoleBinding]
 	clusterRoleBindings *store[rbacv1.ClusterRoleBinding]
@@ -167,17 +164,9 @@ func NewLive(ctx context.Context, c cache.Cache, reader client.Reader, opts Live
 	l.pods = build[corev1.Pod](b, &corev1.Pod{}, corev1.Resource("pods"), nsIndex)
 	l.nodes = build[corev1.Node](b, &corev1.Node{}, corev1.Resource("nodes"), nil)
 	l.networkPolicies = build[networkingv1.NetworkPolicy](b, &networkingv1.NetworkPolicy{}, networkingv1.Resource("networkpolicies"), nsIndex)
-	if opts.PolicyAPIs.ClusterNetworkPolicyV1Beta1 {
-		l.cnpV1Beta1 = build[cnpv1beta1.ClusterNetworkPolicy](b, &cnpv1beta1.ClusterNetworkPolicy{}, cnpv1beta1.Resource("clusternetworkpolicies"), nil)
-	} else if opts.PolicyAPIs.ClusterNetworkPolicyV1Alpha2 {
-		l.cnpV1Alpha2 = build[cnpv1alpha2.ClusterNetworkPolicy](b, &cnpv1alpha2.ClusterNetworkPolicy{}, cnpv1alpha2.Resource("clusternetworkpolicies"), nil)
-	}
-	if opts.PolicyAPIs.AdminNetworkPolicy {
-		l.anps = build[anpv1alpha1.AdminNetworkPolicy](b, &anpv1alpha1.AdminNetworkPolicy{}, anpv1alpha1.Resource("adminnetworkpolicies"), nil)
-	}
-	if opts.PolicyAPIs.BaselineAdminNetworkPolicy {
-		l.banps = build[anpv1alpha1.BaselineAdminNetworkPolicy](b, &anpv1alpha1.BaselineAdminNetworkPolicy{}, anpv1alpha1.Resource("baselineadminnetworkpolicies"), nil)
-	}
+	// Informers the cache starts with: it syncs them with the rest.
+	policies, _ := (*policyStores)(nil).withAPIs(b, opts.PolicyAPIs)
+	l.policy.Store(policies)
 	refIndex := toolscache.Indexers{indexServiceNamespace: byServiceNamespace}
 	l.apiServices = build[apiregv1.APIService](b, &apiregv1.APIService{}, apiregv1.Resource("apiservices"), refIndex)
 	l.roleBindings = build[rbacv1.RoleBinding](b, &rbacv1.RoleBinding{}, rbacv1.Resource("rolebindings"),

@@ -20,6 +20,7 @@ import (
 type store[T any] struct {
 	indexer toolscache.Indexer
 	gr      schema.GroupResource
+	synced  toolscache.InformerSynced
 }
 
 // newStore gets (without starting) the informer of obj's kind from c and adds
@@ -38,7 +39,15 @@ func newStore[T any](ctx context.Context, c cache.Cache, obj client.Object, gr s
 			return nil, fmt.Errorf("indexing %s: %w", gr, err)
 		}
 	}
-	return &store[T]{indexer: shared.GetIndexer(), gr: gr}, nil
+	return &store[T]{indexer: shared.GetIndexer(), gr: gr, synced: shared.HasSynced}, nil
+}
+
+// hasSynced is the informer's HasSynced.
+func (s *store[T]) hasSynced() func() bool {
+	if s == nil {
+		return func() bool { return false } // its build failed
+	}
+	return s.synced
 }
 
 // get returns the object namespace/name, or a NotFound error.

@@ -16,8 +16,8 @@ import (
 )
 
 // NewScheme returns a scheme with every type the guard reads: the built-in
-// Kubernetes API, APIService, cert-manager's Certificate and k0s's
-// ClusterConfig.
+// Kubernetes API, APIService, cert-manager's Certificate, k0s's
+// ClusterConfig, the cluster-scoped policies and Cilium's policies.
 func NewScheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
@@ -28,5 +28,6 @@ func NewScheme() *runtime.Scheme {
 	utilruntime.Must(cnpv1beta1.Install(s))
 	utilruntime.Must(cnpv1alpha2.Install(s))
 	utilruntime.Must(anpv1alpha1.Install(s))
+	utilruntime.Must(addCilium(s))
 	return s
 }

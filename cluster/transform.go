@@ -136,5 +136,15 @@ func TransformCRD(in any) (any, error) {
 	out.Spec.Group = crd.Spec.Group
 	out.Spec.Names = crd.Spec.Names
 	out.Spec.Conversion = crd.Spec.Conversion
+	// Which versions are served, and whether it is established: for the
+	// policy APIs installed after start (FollowPolicyAPIs).
+	for _, v := range crd.Spec.Versions {
+		out.Spec.Versions = append(out.Spec.Versions, apiextensionsv1.CustomResourceDefinitionVersion{Name: v.Name, Served: v.Served, Storage: v.Storage})
+	}
+	for _, c := range crd.Status.Conditions {
+		if c.Type == apiextensionsv1.Established {
+			out.Status.Conditions = append(out.Status.Conditions, apiextensionsv1.CustomResourceDefinitionCondition{Type: c.Type, Status: c.Status})
+		}
+	}
 	return out, nil
 }

@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	cnpv1beta1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
+
+	"apiservice-guard.io/apiservice-guard/policies/netpol"
 )
 
 // ErrNotAvailable is returned (wrapped) by a View that cannot answer a question
@@ -45,6 +47,10 @@ type View interface {
 	// AdminNetworkPolicies and BaselineAdminNetworkPolicies), all as v1beta1
 	// ClusterNetworkPolicies; none when the cluster serves none.
 	ClusterNetworkPolicies(ctx context.Context) ([]*cnpv1beta1.ClusterNetworkPolicy, error)
+	// CiliumPolicies returns the CiliumNetworkPolicies and
+	// CiliumClusterwideNetworkPolicies (Namespace empty); none when the
+	// cluster serves neither.
+	CiliumPolicies(ctx context.Context) ([]*netpol.CiliumPolicy, error)
 	// APIService returns the named APIService.
 	APIService(ctx context.Context, name string) (*apiregv1.APIService, error)
 	// ServiceReferences returns the Services the API server calls out to, in

@@ -283,8 +283,9 @@ func wire(ctx context.Context, mgr manager.Manager, engine *policies.Engine, dia
 	// Secrets and Certificates are read again by name every 10 s: with the
 	// audit's review of every APIService every 5 s, a rotated serving
 	// certificate's Secret shows in the reports within 15 s.
-	// The cluster-scoped policy APIs served now are watched; one whose CRD
-	// comes later is read after a restart.
+	// The policy APIs served now (cluster-scoped ones, Cilium's) are
+	// watched from the start; one whose CRD comes later is watched once its
+	// CRD is established (FollowPolicyAPIs below).
 	policyAPIs := cluster.DiscoverPolicyAPIs(mgr.GetRESTMapper())
 	live, err := cluster.NewLive(ctx, mgr.GetCache(), mgr.GetAPIReader(), cluster.LiveOptions{
 		ObjectTTL:  10 * time.Second,
@@ -314,6 +315,20 @@ func wire(ctx context.Context, mgr manager.Manager, engine *policies.Engine, dia
 	})); err != nil {
 		return nil, err
 	}
+	if err := mgr.Add(everyReplica(func(ctx context.Context) error {
+		log := ctrl.LoggerFrom(ctx)
+		log.Info("policy APIs watched", "apis", live.PolicyAPIs().String())
+		live.FollowPolicyAPIs(ctx, policyAPIsInterval, func(apis cluster.PolicyAPIs, err error) {
+			if err != nil {
+				log.Error(err, "watching a policy API installed after start; its policies are not judged until it is")
+				return
+			}
+			log.Info("policy APIs watched", "apis", apis.String())
+		})
+		return nil
+	})); err != nil {
+		return nil, err
+	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
 	}
@@ -327,6 +342,10 @@ func wire(ctx context.Context, mgr manager.Manager, engine *policies.Engine, dia
 		return nil
 	})
 }
+
+// policyAPIsInterval is how often the CRDs are checked for a policy API
+// installed after start.
+const policyAPIsInterval = 10 * time.Second
 
 // everyReplica is a runnable that every replica runs, leader or not: the
 // manager runs a plain RunnableFunc on the leader only.
