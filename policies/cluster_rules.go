@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -12,23 +13,42 @@ import (
 	"apiservice-guard.io/apiservice-guard/policies/netpol"
 )
 
-// clusterChange is what a write of a cluster-scoped policy changes: the
-// cluster's tiers before and after it.
+// clusterChange is what a write of a cluster-wide layer's policy changes:
+// the cluster's layers before and after it.
 type clusterChange struct {
-	before, after *netpol.Tiers
+	before, after stack
 	reviewed      netpol.PolicyRef
+	// namespace is the reviewed policy's, for a namespaced
+	// CiliumNetworkPolicy, which selects pods there only; empty for the
+	// cluster-scoped kinds.
+	namespace string
 }
 
 type clusterChangeKey struct{}
 
-// clusterChangeFor compiles the tiers before and after the reviewed write
+// clusterChangeFor compiles the layers before and after the reviewed write
 // of a ClusterNetworkPolicy (or an AdminNetworkPolicy or
-// BaselineAdminNetworkPolicy); nil when there is nothing to judge. Under
-// JudgeState "before" is the state without the reviewed policy, so that
-// what it blocks on its own is found.
+// BaselineAdminNetworkPolicy) or a Cilium policy; nil when there is nothing
+// to judge. Under JudgeState "before" is the state without the reviewed
+// policy, so that what it blocks on its own is found.
 func clusterChangeFor(ctx context.Context, r *Review, v cluster.View) *clusterChange {
 	return memoize(r, clusterChangeKey{}, func() *clusterChange {
 		obj, oldObj := r.Objects()
+		layers := stackFor(ctx, r, v)
+		notInForce := r.Operation == Create || r.Judge == JudgeState // a created policy is not in force yet
+		if cp, old := asCiliumPolicy(obj), asCiliumPolicy(oldObj); cp != nil || old != nil {
+			ref := cmp.Or(cp, old)
+			ch := &clusterChange{before: layers, after: layers, namespace: ref.Namespace,
+				reviewed: netpol.PolicyRef{Namespace: ref.Namespace, Name: ref.Name}}
+			// Both sides by Cilium's model, even when the write makes the
+			// first Cilium policy or removes the last one.
+			ch.before.cilium = layers.cilium.Replace(nil, nil)
+			if notInForce {
+				ch.before.cilium = layers.cilium.Replace(ref, nil)
+			}
+			ch.after.cilium = layers.cilium.Replace(ref, cp)
+			return ch
+		}
 		p, old := asClusterNetworkPolicy(obj), asClusterNetworkPolicy(oldObj)
 		ref := p
 		if ref == nil {
@@ -46,15 +66,16 @@ func clusterChangeFor(ctx context.Context, r *Review, v cluster.View) *clusterCh
 			return kindOf(c) == kind && c.Name == ref.Name
 		})
 		before := current
-		if r.Operation == Create || r.Judge == JudgeState {
-			before = others // a created policy is not in force yet
+		if notInForce {
+			before = others
 		}
 		after := others
 		if p != nil {
 			after = append(slices.Clone(others), p)
 		}
-		return &clusterChange{before: netpol.CompileTiers(before), after: netpol.CompileTiers(after),
-			reviewed: netpol.PolicyRef{Name: ref.Name}}
+		ch := &clusterChange{before: layers, after: layers, reviewed: netpol.PolicyRef{Name: ref.Name}}
+		ch.before.tiers, ch.after.tiers = netpol.CompileTiers(before), netpol.CompileTiers(after)
+		return ch
 	})
 }
 
@@ -67,13 +88,15 @@ func kindOf(p *cnpv1beta1.ClusterNetworkPolicy) string {
 	return p.Kind
 }
 
-// clusterPolicyCheck judges a write of a cluster-scoped policy for the
-// protected Services of rule name, namespace by namespace: each
-// namespace's NetworkPolicies with the tiers before and after the write.
-func clusterPolicyCheck(ctx context.Context, r *Review, v cluster.View, name string) []Result {
+// layerCheck judges a write of a cluster-wide layer's policy for the
+// protected Services of rule name (every rule's, for the agents' egress),
+// namespace by namespace: each namespace's NetworkPolicies with the layers
+// before and after the write. Ingress is judged in the backends'
+// namespaces; the agents' egress (agents) in the agents' namespace.
+func layerCheck(ctx context.Context, r *Review, v cluster.View, name string, agents bool) []Result {
 	var here []protected
 	for _, p := range protectedServices(ctx, r, v) {
-		if p.rule == name {
+		if agents || p.rule == name {
 			here = append(here, p)
 		}
 	}
@@ -88,31 +111,49 @@ func clusterPolicyCheck(ctx context.Context, r *Review, v cluster.View, name str
 	if len(srcs.list) == 0 {
 		return nil // nothing to verify against; NetworkPolicy reviews say so
 	}
+	list, dir := srcs.list, ingressOf
+	if agents {
+		list, dir = srcs.agents, egressOf
+		ns := r.controlPlane.AgentNamespace()
+		if len(list) == 0 || ch.namespace != "" && ch.namespace != ns {
+			return nil
+		}
+	}
 	var out []Result
 	for _, p := range here {
 		if ctx.Err() != nil {
 			return out
 		}
-		j := clusterJudgement(ctx, r, v, ch, p.namespace)
+		ns := p.namespace
+		if agents {
+			ns = r.controlPlane.AgentNamespace()
+		} else if ch.namespace != "" && ch.namespace != ns {
+			continue // a namespaced policy selects pods of its namespace only
+		}
+		j := clusterJudgement(ctx, r, v, ch, ns)
 		if j == nil {
 			continue
 		}
-		if b, ok := j.blocked(ingressOf, srcs.list, targetsOf(ctx, v, p)); ok {
-			out = append(out, b.result(p.what, srcs.model))
+		if b, ok := j.blocked(dir, list, targetsOf(ctx, v, p)); ok {
+			res := b.result(p.what, srcs.model)
+			if agents {
+				res.Fix = "allow egress from the agents to that pod and port"
+			}
+			out = append(out, res)
 		}
 	}
 	return out
 }
 
-// clusterJudgement is namespace ns's NetworkPolicies with the tiers before
-// and after a cluster-scoped policy's write.
+// clusterJudgement is namespace ns's NetworkPolicies with the layers before
+// and after a cluster-wide policy's write.
 func clusterJudgement(ctx context.Context, r *Review, v cluster.View, ch *clusterChange, ns string) *judgement {
 	current, err := v.NetworkPolicies(ctx, ns)
 	if err != nil {
 		return nil
 	}
 	set := r.compiled.compile(ns, current)
-	return &judgement{namespace: ns, before: set.WithTiers(ch.before), after: set.WithTiers(ch.after), reviewed: ch.reviewed}
+	return &judgement{namespace: ns, before: ch.before.on(set), after: ch.after.on(set), reviewed: ch.reviewed}
 }
 
 // clusterResult is the finding for a path a cluster-scoped policy's rule
@@ -147,4 +188,41 @@ func clusterPeer(npPeer string) (string, bool) {
 		return "{pods: " + npPeer + "}", true
 	}
 	return "", false
+}
+
+// ciliumResult is the finding for a path Cilium's model closes: the deny
+// rule that matches it, or the policies that select the pod with no rule
+// admitting the source, and the rule that would.
+func ciliumResult(b blocked, what string, model sourceModel) Result {
+	pod := b.tgt.pod.Namespace + "/" + b.tgt.pod.Name
+	detail := b.verdict.Explanation + "; control-plane sources: " + string(model) +
+		"; Cilium's model: a deny wins over every allow, and a pod any rule selects is denied what no rule allows"
+	if rule := b.verdict.DecidedBy; rule != nil {
+		return Result{
+			Message: fmt.Sprintf("%s: %s cannot reach pod %s on %d/%s (denied by %s %s %sDeny rule %d)",
+				what, b.src.what, pod, b.tgt.port, b.tgt.prot, rule.Kind, ciliumName(rule.Policy), rule.Direction, rule.Index),
+			Fix:    fmt.Sprintf("leave the source out of that %sDeny rule: a deny wins over every allow", rule.Direction),
+			Detail: detail,
+		}
+	}
+	names := make([]string, len(b.verdict.IsolatedBy))
+	for i, ref := range b.verdict.IsolatedBy {
+		names[i] = ciliumName(ref)
+	}
+	return Result{
+		Message: fitted(names, func(by string) string {
+			return fmt.Sprintf("%s: %s cannot reach pod %s on %d/%s (isolated by %s, Cilium)", what, b.src.what, pod, b.tgt.port, b.tgt.prot, by)
+		}),
+		Fix: fmt.Sprintf("allow it in a Cilium policy selecting the pod: ingress: [{%s, toPorts: [{ports: [{port: \"%d\", protocol: %s}]}]}]",
+			b.src.cilium, b.tgt.port, b.tgt.prot),
+		Detail: detail,
+	}
+}
+
+// ciliumName is ns/name, or the name of a clusterwide policy.
+func ciliumName(ref netpol.PolicyRef) string {
+	if ref.Namespace == "" {
+		return ref.Name
+	}
+	return ref.Namespace + "/" + ref.Name
 }

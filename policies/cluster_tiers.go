@@ -3,6 +3,7 @@ package policies
 import (
 	"context"
 	"hash/maphash"
+	"slices"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -22,13 +23,32 @@ var (
 	BaselineAdminNetworkPolicyKind = schema.GroupKind{Group: anpv1alpha1.GroupName, Kind: "BaselineAdminNetworkPolicy"}
 )
 
-// clusterPolicyKinds are the kinds whose writes the NetworkPolicy rules
-// judge besides NetworkPolicies.
-var clusterPolicyKinds = []schema.GroupKind{ClusterNetworkPolicyKind, AdminNetworkPolicyKind, BaselineAdminNetworkPolicyKind}
+// Cilium's policy kinds.
+var (
+	CiliumNetworkPolicyKind            = schema.GroupKind{Group: cluster.CiliumGroupVersion.Group, Kind: netpol.CiliumNetworkPolicyKind}
+	CiliumClusterwideNetworkPolicyKind = schema.GroupKind{Group: cluster.CiliumGroupVersion.Group, Kind: netpol.CiliumClusterwideNetworkPolicyKind}
+)
 
-// isClusterPolicyKind reports whether k is one of clusterPolicyKinds.
-func isClusterPolicyKind(k schema.GroupKind) bool {
-	return k == ClusterNetworkPolicyKind || k == AdminNetworkPolicyKind || k == BaselineAdminNetworkPolicyKind
+// layerKinds are the kinds whose writes the NetworkPolicy rules judge
+// besides NetworkPolicies: the cluster-wide layers.
+var layerKinds = []schema.GroupKind{ClusterNetworkPolicyKind, AdminNetworkPolicyKind, BaselineAdminNetworkPolicyKind,
+	CiliumNetworkPolicyKind, CiliumClusterwideNetworkPolicyKind}
+
+// isLayerKind reports whether k is one of layerKinds.
+func isLayerKind(k schema.GroupKind) bool { return slices.Contains(layerKinds, k) }
+
+// asCiliumPolicy is a decoded Cilium policy of either kind (a clusterwide
+// one without namespace); nil for anything else.
+func asCiliumPolicy(obj any) *netpol.CiliumPolicy {
+	switch o := obj.(type) {
+	case *cluster.CiliumNetworkPolicy:
+		return &o.CiliumPolicy
+	case *cluster.CiliumClusterwideNetworkPolicy:
+		c := o.CiliumPolicy
+		c.Namespace = ""
+		return &c
+	}
+	return nil
 }
 
 // asClusterNetworkPolicy converts a decoded cluster-scoped policy of any
@@ -51,40 +71,68 @@ func asClusterNetworkPolicy(obj any) *cnpv1beta1.ClusterNetworkPolicy {
 	return nil
 }
 
-// compiledTiers memoizes netpol.CompileTiers of the cluster's
-// ClusterNetworkPolicies by a fingerprint of their kinds, names and
-// resourceVersions (as compiledSets does for a namespace); a listing with a
-// policy without resourceVersion is compiled every time.
-type compiledTiers struct {
-	mu   sync.Mutex
-	seed maphash.Seed
-	fp   fingerprint
-	kind uint64 // the kinds mixed in, with the fingerprint
-	t    *netpol.Tiers
+// layerPolicy is a policy of a cluster-wide layer: ClusterNetworkPolicies
+// (any kind, converted) or Cilium's policies.
+type layerPolicy interface {
+	GetNamespace() string
+	GetName() string
+	GetResourceVersion() string
+	GetObjectKind() schema.ObjectKind
 }
 
-func newCompiledTiers() *compiledTiers { return &compiledTiers{seed: maphash.MakeSeed()} }
+// compiledLayer memoizes the compilation of a cluster-wide layer's
+// policies by a fingerprint of their kinds, namespaces, names and
+// resourceVersions (as compiledSets does for a namespace); a listing with a
+// policy without resourceVersion is compiled every time.
+type compiledLayer[P layerPolicy, T any] struct {
+	build func([]P) T
+	mu    sync.Mutex
+	seed  maphash.Seed
+	fp    fingerprint
+	kind  uint64 // the kinds mixed in, with the fingerprint
+	t     T
+	ok    bool
+}
 
-// compile returns the compiled tiers of policies.
-func (c *compiledTiers) compile(policies []*cnpv1beta1.ClusterNetworkPolicy) *netpol.Tiers {
+func newCompiledLayer[P layerPolicy, T any](build func([]P) T) *compiledLayer[P, T] {
+	return &compiledLayer[P, T]{build: build, seed: maphash.MakeSeed()}
+}
+
+// compiledTiers memoizes netpol.CompileTiers.
+type compiledTiers = compiledLayer[*cnpv1beta1.ClusterNetworkPolicy, *netpol.Tiers]
+
+func newCompiledTiers() *compiledTiers { return newCompiledLayer(netpol.CompileTiers) }
+
+// compiledCilium memoizes netpol.CompileCilium.
+type compiledCilium = compiledLayer[*netpol.CiliumPolicy, *netpol.CiliumSet]
+
+func newCompiledCilium() *compiledCilium { return newCompiledLayer(netpol.CompileCilium) }
+
+// compile returns the compiled policies.
+func (c *compiledLayer[P, T]) compile(policies []P) T {
 	if c == nil || len(policies) == 0 {
-		return netpol.CompileTiers(policies)
+		var zero T
+		if c == nil {
+			return zero
+		}
+		return c.build(policies)
 	}
 	fp := fingerprint{n: len(policies)}
 	var kinds uint64
 	for _, p := range policies {
-		if p.ResourceVersion == "" {
-			return netpol.CompileTiers(policies)
+		rv := p.GetResourceVersion()
+		if rv == "" {
+			return c.build(policies)
 		}
-		fp.sum += maphash.String(c.seed, p.Name)*0x9e3779b97f4a7c15 ^ maphash.String(c.seed, p.ResourceVersion)
-		kinds += maphash.String(c.seed, p.Kind)
+		fp.sum += (maphash.String(c.seed, p.GetNamespace())*31+maphash.String(c.seed, p.GetName()))*0x9e3779b97f4a7c15 ^ maphash.String(c.seed, rv)
+		kinds += maphash.String(c.seed, p.GetObjectKind().GroupVersionKind().Kind)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.t != nil && c.fp == fp && c.kind == kinds {
+	if c.ok && c.fp == fp && c.kind == kinds {
 		return c.t
 	}
-	c.t, c.fp, c.kind = netpol.CompileTiers(policies), fp, kinds
+	c.t, c.fp, c.kind, c.ok = c.build(policies), fp, kinds, true
 	return c.t
 }
 
@@ -100,4 +148,37 @@ func tiersFor(ctx context.Context, r *Review, v cluster.View) *netpol.Tiers {
 		}
 		return r.tiers.compile(cnps)
 	})
+}
+
+type ciliumKey struct{}
+
+// ciliumFor is the compiled Cilium policies of the cluster, once per
+// review; nil when there are none.
+func ciliumFor(ctx context.Context, r *Review, v cluster.View) *netpol.CiliumSet {
+	return memoize(r, ciliumKey{}, func() *netpol.CiliumSet {
+		ps, err := v.CiliumPolicies(ctx)
+		if err != nil || len(ps) == 0 {
+			return nil
+		}
+		return r.cilium.compile(ps)
+	})
+}
+
+// stack is the cluster-wide layers around a namespace's NetworkPolicies:
+// ClusterNetworkPolicy tiers, and Cilium's policies, whose model decides
+// when there are any.
+type stack struct {
+	tiers  *netpol.Tiers
+	cilium *netpol.CiliumSet
+}
+
+// empty reports whether there is no layer.
+func (k stack) empty() bool { return k.tiers.Len() == 0 && k.cilium == nil }
+
+// on returns s with the layers.
+func (k stack) on(s *netpol.Set) *netpol.Set { return s.WithTiers(k.tiers).WithCilium(k.cilium) }
+
+// stackFor is the cluster's layers, once per review.
+func stackFor(ctx context.Context, r *Review, v cluster.View) stack {
+	return stack{tiers: tiersFor(ctx, r, v), cilium: ciliumFor(ctx, r, v)}
 }

@@ -31,7 +31,17 @@ type source struct {
 	// ipBlock, or for a pod-network konnectivity agent its namespace and pod
 	// selectors.
 	peer string
+	// cilium is the Cilium ingress peer that admits it: the kube-apiserver
+	// entity for an API server, remote-node for another node, an endpoint
+	// selector for a pod-network agent.
+	cilium string
 }
+
+// Cilium peers of the sources (see source.cilium).
+const (
+	ciliumAPIServerPeer  = "fromEntities: [kube-apiserver]"
+	ciliumRemoteNodePeer = "fromEntities: [remote-node]"
+)
 
 // ipBlockPeer is the peer admitting the addresses of p.
 func ipBlockPeer(p netip.Prefix) string { return fmt.Sprintf("{ipBlock: {cidr: %s}}", p) }
@@ -74,13 +84,13 @@ func controlPlaneSources(ctx context.Context, r *Review, v cluster.View) sources
 		}
 		nodes, _ := v.Nodes(ctx)
 		if pods, nsLabels := konnectivityAgents(ctx, r, v); len(pods) > 0 {
-			agents := b.konnectivity(pods, nsLabels, nodes, agentPeer(r.controlPlane))
+			agents := b.konnectivity(pods, nsLabels, nodes, agentPeer(r.controlPlane), agentCiliumPeer(r.controlPlane))
 			return sources{model: modelKonnectivity, list: b.list, agents: agents}
 		}
 		b.apiServers(ctx, v, nodes)
 		for _, n := range nodes {
 			if _, ok := n.Labels[controlPlaneNodeLabel]; ok {
-				b.addAddr(internalIP(n), n.Name, "control-plane node "+n.Name)
+				b.addAddr(internalIP(n), n.Name, "control-plane node "+n.Name, false)
 			}
 		}
 		return sources{model: modelDirect, list: b.list}
@@ -99,7 +109,7 @@ func (b *sourceList) apiServers(ctx context.Context, v cluster.View, nodes []*co
 		for _, e := range s.Endpoints {
 			for _, a := range e.Addresses {
 				if ip, err := netip.ParseAddr(a); err == nil {
-					b.addAddr(ip, nodeOf(nodes, ip), "API server "+ip.String())
+					b.addAddr(ip, nodeOf(nodes, ip), "API server "+ip.String(), true)
 				}
 			}
 		}
@@ -109,12 +119,12 @@ func (b *sourceList) apiServers(ctx context.Context, v cluster.View, nodes []*co
 // konnectivity adds konnectivity-agent pods: hostNetwork ones as their
 // node's address (the pod's, else the node's InternalIP), pod-network ones as
 // pods that pod and namespace selectors match. It returns the pod-network ones.
-func (b *sourceList) konnectivity(pods []*corev1.Pod, nsLabels map[string]string, nodes []*corev1.Node, peer string) []source {
+func (b *sourceList) konnectivity(pods []*corev1.Pod, nsLabels map[string]string, nodes []*corev1.Node, peer, ciliumPeer string) []source {
 	var agents []source
 	for _, p := range pods {
 		np := netpol.NewPod(p, nsLabels)
 		if !p.Spec.HostNetwork {
-			s := source{endpoint: netpol.PodEndpoint(np), what: "konnectivity-agent pod " + p.Namespace + "/" + p.Name, peer: peer}
+			s := source{endpoint: netpol.PodEndpoint(np), what: "konnectivity-agent pod " + p.Namespace + "/" + p.Name, peer: peer, cilium: ciliumPeer}
 			b.list = append(b.list, s)
 			agents = append(agents, s)
 			continue
@@ -128,18 +138,26 @@ func (b *sourceList) konnectivity(pods []*corev1.Pod, nsLabels map[string]string
 			}
 		}
 		for _, ip := range ips {
-			b.addAddr(ip, p.Spec.NodeName, "konnectivity-agent "+p.Name+" (hostNetwork)")
+			b.addAddr(ip, p.Spec.NodeName, "konnectivity-agent "+p.Name+" (hostNetwork)", false)
 		}
 	}
 	return agents
 }
 
-func (b *sourceList) addAddr(ip netip.Addr, node, what string) {
+// addAddr adds an address: on node (empty: outside the cluster), the API
+// server's when apiServer (Cilium gives it the kube-apiserver identity).
+func (b *sourceList) addAddr(ip netip.Addr, node, what string, apiServer bool) {
 	if !ip.IsValid() || b.seen[ip] {
 		return
 	}
 	b.seen[ip] = true
-	b.list = append(b.list, source{endpoint: netpol.AddrEndpoint(ip, node), what: what, peer: ipBlockPeer(netip.PrefixFrom(ip, ip.BitLen()))})
+	e := netpol.AddrEndpoint(ip, node)
+	e.KubeAPIServer = apiServer
+	cilium := ciliumRemoteNodePeer
+	if apiServer || node == "" {
+		cilium = ciliumAPIServerPeer
+	}
+	b.list = append(b.list, source{endpoint: e, what: what, peer: ipBlockPeer(netip.PrefixFrom(ip, ip.BitLen())), cilium: cilium})
 }
 
 // addCIDR adds a configured CIDR: every address of a small one, both ends of
@@ -158,7 +176,11 @@ func (b *sourceList) addCIDR(p netip.Prefix) {
 	for _, ip := range ips {
 		if !b.seen[ip] {
 			b.seen[ip] = true
-			b.list = append(b.list, source{endpoint: netpol.AddrEndpoint(ip, ""), what: fmt.Sprintf("%s (%s)", what, ip), peer: ipBlockPeer(p)})
+			// The configured CIDRs are the API server's, out of the cluster:
+			// Cilium sees it as kube-apiserver (and world).
+			e := netpol.AddrEndpoint(ip, "")
+			e.KubeAPIServer = true
+			b.list = append(b.list, source{endpoint: e, what: fmt.Sprintf("%s (%s)", what, ip), peer: ipBlockPeer(p), cilium: ciliumAPIServerPeer})
 		}
 	}
 }
@@ -216,6 +238,17 @@ func agentPeer(cp ControlPlane) string {
 	}
 	return fmt.Sprintf("{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: %s}}, podSelector: {matchLabels: {%s}}}",
 		cp.AgentNamespace(), strings.Join(pairs, ", "))
+}
+
+// agentCiliumPeer is the Cilium peer of pod-network konnectivity agents:
+// an endpoint selector with their labels and namespace.
+func agentCiliumPeer(cp ControlPlane) string {
+	l := cp.AgentLabels()
+	pairs := []string{"k8s:io.kubernetes.pod.namespace: " + cp.AgentNamespace()}
+	for _, k := range slices.Sorted(maps.Keys(l)) {
+		pairs = append(pairs, "k8s:"+k+": "+l[k])
+	}
+	return "fromEndpoints: [{matchLabels: {" + strings.Join(pairs, ", ") + "}}]"
 }
 
 // konnectivityAgents are the konnectivity-agent pods and their namespace's

@@ -30,6 +30,7 @@ type Engine struct {
 	certs    *certs.Cache
 	compiled *compiledSets
 	tiers    *compiledTiers
+	cilium   *compiledCilium
 	churn    *churnTracker
 }
 
@@ -47,7 +48,7 @@ func NewEngine(config Config, rules []Rule) (*Engine, error) {
 	}
 	e := &Engine{config: config, rules: rules, byKind: map[schema.GroupKind][]boundRule{},
 		mutators: map[schema.GroupKind][]boundRule{},
-		certs:    certs.NewCache(certs.CacheOptions{}), compiled: newCompiledSets(), tiers: newCompiledTiers(),
+		certs:    certs.NewCache(certs.CacheOptions{}), compiled: newCompiledSets(), tiers: newCompiledTiers(), cilium: newCompiledCilium(),
 		churn: newChurnTracker(churn, churnTrackedAPIServices)}
 	for i := range rules {
 		rule := &rules[i]
@@ -147,7 +148,7 @@ func (e *Engine) Evaluate(ctx context.Context, r *Review, v cluster.View) []Find
 // settings.
 func (e *Engine) prepare(r *Review) {
 	r.now()
-	r.evaluation = &evaluation{certs: e.certs, compiled: e.compiled, tiers: e.tiers, churn: e.churn, controlPlane: e.config.ControlPlane}
+	r.evaluation = &evaluation{certs: e.certs, compiled: e.compiled, tiers: e.tiers, cilium: e.cilium, churn: e.churn, controlPlane: e.config.ControlPlane}
 }
 
 // Mutate runs every enabled mutating rule that applies to the review, in

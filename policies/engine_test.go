@@ -51,10 +51,11 @@ func TestDefaultRules(t *testing.T) {
 		// every operation (a DELETE can remove the only allow).
 		wantKinds, wantOps := []schema.GroupKind{policies.APIServiceKind}, []policies.Operation{policies.Create, policies.Update}
 		switch {
-		case r.Name == "networkpolicy-blocks-apiservice" || r.Name == "networkpolicy-blocks-webhook":
-			// Cluster-scoped policies cut paths too.
+		case r.Name == "networkpolicy-blocks-apiservice" || r.Name == "networkpolicy-blocks-webhook" || r.Name == "networkpolicy-blocks-konnectivity":
+			// Cluster-scoped and Cilium policies cut paths too.
 			wantKinds, wantOps = []schema.GroupKind{policies.NetworkPolicyKind, policies.ClusterNetworkPolicyKind,
-				policies.AdminNetworkPolicyKind, policies.BaselineAdminNetworkPolicyKind}, nil
+				policies.AdminNetworkPolicyKind, policies.BaselineAdminNetworkPolicyKind,
+				policies.CiliumNetworkPolicyKind, policies.CiliumClusterwideNetworkPolicyKind}, nil
 		case strings.HasPrefix(r.Name, "networkpolicy-"):
 			wantKinds, wantOps = []schema.GroupKind{policies.NetworkPolicyKind}, nil
 		case r.Name == "apiservice-cabundle-preserve":

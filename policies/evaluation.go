@@ -16,6 +16,8 @@ type evaluation struct {
 	compiled *compiledSets
 	// tiers caches the compiled ClusterNetworkPolicies; nil caches nothing.
 	tiers *compiledTiers
+	// cilium caches the compiled Cilium policies; nil caches nothing.
+	cilium *compiledCilium
 	// churn records caBundle replacements; nil records and reports none.
 	churn *churnTracker
 	// controlPlane says where the control plane connects from.

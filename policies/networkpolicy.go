@@ -74,11 +74,11 @@ func judgementFor(ctx context.Context, r *Review, v cluster.View) *judgement {
 			name = cmpOr(np, old).Name
 		}
 		j := &judgement{namespace: ns, reviewed: netpol.PolicyRef{Namespace: ns, Name: name}}
-		// The whole stack: ClusterNetworkPolicies around the namespace's.
-		tiers := tiersFor(ctx, r, v)
+		// The whole stack: the cluster-wide layers around the namespace's.
+		layers := stackFor(ctx, r, v)
 		if r.Judge == JudgeState {
-			j.state, j.before = true, noPolicies.WithTiers(tiers)
-			j.after = r.compiled.compile(ns, current).WithTiers(tiers)
+			j.state, j.before = true, layers.on(noPolicies)
+			j.after = layers.on(r.compiled.compile(ns, current))
 			if np != nil && !inForce(current, np) { // the reviewed version is the one in force
 				j.after = j.after.With([]*networkingv1.NetworkPolicy{np})
 			}
@@ -89,7 +89,7 @@ func judgementFor(ctx context.Context, r *Review, v cluster.View) *judgement {
 			// holds it must not count it as before.
 			current = slices.DeleteFunc(slices.Clone(current), func(p *networkingv1.NetworkPolicy) bool { return p.Name == np.Name })
 		}
-		j.before = r.compiled.compile(ns, current).WithTiers(tiers)
+		j.before = layers.on(r.compiled.compile(ns, current))
 		if np != nil {
 			j.after = j.before.With([]*networkingv1.NetworkPolicy{np})
 		} else {
@@ -172,10 +172,10 @@ func (j *judgement) blocked(dir verdictFunc, srcs []source, targets []target) (b
 func networkPolicyRule(name string, def Action, summary string) Rule {
 	return Rule{
 		Name: name, Default: def, Summary: summary,
-		Kinds: append([]schema.GroupKind{NetworkPolicyKind}, clusterPolicyKinds...),
+		Kinds: append([]schema.GroupKind{NetworkPolicyKind}, layerKinds...),
 		Check: func(ctx context.Context, r *Review, v cluster.View) []Result {
-			if isClusterPolicyKind(r.Kind) {
-				return clusterPolicyCheck(ctx, r, v, name)
+			if isLayerKind(r.Kind) {
+				return layerCheck(ctx, r, v, name, false)
 			}
 			here := slices.DeleteFunc(slices.Clone(protectedIn(ctx, r, v)), func(p protected) bool { return p.rule != name })
 			if len(here) == 0 {
@@ -269,8 +269,11 @@ func blocksKonnectivityRule() Rule {
 	return Rule{
 		Name: ruleBlocksKonnectivity, Default: Warn,
 		Summary: "egress of pod-network konnectivity-agent pods to an APIService or webhook backend port is blocked",
-		Kinds:   []schema.GroupKind{NetworkPolicyKind},
+		Kinds:   append([]schema.GroupKind{NetworkPolicyKind}, layerKinds...),
 		Check: func(ctx context.Context, r *Review, v cluster.View) []Result {
+			if isLayerKind(r.Kind) {
+				return layerCheck(ctx, r, v, ruleBlocksKonnectivity, true)
+			}
 			if r.Namespace != r.controlPlane.AgentNamespace() {
 				return nil
 			}

@@ -160,6 +160,9 @@ const maxListed = 64
 // rule that would allow it as the fix, and as the detail the full
 // explanation and the source model that found the source.
 func (b blocked) result(what string, model sourceModel) Result {
+	if b.verdict.Tier == netpol.TierCilium {
+		return ciliumResult(b, what, model)
+	}
 	if b.verdict.DecidedBy != nil {
 		return clusterResult(b, what, model)
 	}
@@ -266,12 +269,13 @@ func unreachableRule() Rule {
 // judgement compares them with no policy and reviews no policy, so every
 // blocked path counts.
 func unreachable(ctx context.Context, r *Review, v cluster.View, p protected, targets []target) []Result {
+	layers := stackFor(ctx, r, v)
 	inForce := func(ns string) *judgement {
 		current, err := v.NetworkPolicies(ctx, ns)
-		if err != nil || len(current) == 0 {
+		if err != nil || len(current) == 0 && layers.empty() {
 			return nil
 		}
-		return &judgement{namespace: ns, before: noPolicies, after: r.compiled.compile(ns, current)}
+		return &judgement{namespace: ns, before: noPolicies, after: layers.on(r.compiled.compile(ns, current))}
 	}
 	j := inForce(p.namespace)
 	srcs := controlPlaneSources(ctx, r, v)

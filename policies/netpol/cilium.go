@@ -100,24 +100,49 @@ type ciliumCIDR struct {
 func CompileCilium(policies []*CiliumPolicy) *CiliumSet {
 	s := &CiliumSet{}
 	for _, p := range policies {
-		if p == nil {
-			continue
-		}
-		var rules []CiliumRule
-		if p.Spec != nil {
-			rules = append(rules, *p.Spec)
-		}
-		rules = append(rules, p.Specs...)
-		for i := range rules {
-			if rules[i].NodeSelector != nil {
-				continue
-			}
-			r := compileCiliumRule(p, &rules[i], i)
-			s.rules = append(s.rules, r)
-			s.issues = append(s.issues, r.base.all...)
-		}
+		s.add(p)
 	}
 	return s
+}
+
+// add compiles p's rules into s.
+func (s *CiliumSet) add(p *CiliumPolicy) {
+	if p == nil {
+		return
+	}
+	var rules []CiliumRule
+	if p.Spec != nil {
+		rules = append(rules, *p.Spec)
+	}
+	rules = append(rules, p.Specs...)
+	for i := range rules {
+		if rules[i].NodeSelector != nil {
+			continue
+		}
+		r := compileCiliumRule(p, &rules[i], i)
+		s.rules = append(s.rules, r)
+		s.issues = append(s.issues, r.base.all...)
+	}
+}
+
+// Replace returns c without the policy named as name is (its kind, by
+// whether it has a namespace, its namespace and name) and with put (nil:
+// none) compiled in: the set after a write, compiling only the written
+// policy. c is not changed.
+func (c *CiliumSet) Replace(name, put *CiliumPolicy) *CiliumSet {
+	out := &CiliumSet{}
+	if c != nil {
+		out.rules = make([]*ciliumRule, 0, len(c.rules)+1)
+		for _, r := range c.rules {
+			if name != nil && r.namespace == name.Namespace && r.base.ref.Name == name.Name {
+				continue
+			}
+			out.rules = append(out.rules, r)
+			out.issues = append(out.issues, r.base.all...)
+		}
+	}
+	out.add(put)
+	return out
 }
 
 func compileCiliumRule(p *CiliumPolicy, cr *CiliumRule, i int) *ciliumRule {
@@ -427,7 +452,8 @@ func (c *CiliumSet) Len() int {
 }
 
 // WithCilium returns a Set holding s's NetworkPolicies that decides by
-// Cilium's model when c holds any rule: the Cilium rules and the
+// Cilium's model when c is not nil (even without rules; nil keeps the
+// NetworkPolicy model): the Cilium rules and the
 // NetworkPolicies form one union (Cilium translates each NetworkPolicy into
 // its own rules), in which a matching deny rule denies, else any matching
 // allow rule (Cilium's or a NetworkPolicy's) allows, else a pod that a rule
@@ -436,11 +462,11 @@ func (c *CiliumSet) Len() int {
 // allow-localhost default). ClusterNetworkPolicy tiers are not applied
 // under this model: Cilium does not implement them. s is not changed.
 func (s *Set) WithCilium(c *CiliumSet) *Set {
+	if c == s.cilium {
+		return s
+	}
 	out := *s
 	out.cilium = c
-	if c.Len() == 0 {
-		out.cilium = nil
-	}
 	return &out
 }
 

@@ -246,8 +246,36 @@ func TestCiliumWithNetworkPolicies(t *testing.T) {
 	}
 	// Without Cilium policies the same ipBlock admits the node address.
 	v := netpol.Compile([]*networkingv1.NetworkPolicy{netpolicy("keda", "p", selecting(keda), in(nil, ipPeer("192.168.0.0/16")))}).
-		WithCilium(netpol.CompileCilium(nil)).Ingress(netpol.Traffic{Source: apiServerOnNode("cp-1"), Destination: netpol.PodEndpoint(kedaPod()), Port: 6443})
+		WithCilium(nil).Ingress(netpol.Traffic{Source: apiServerOnNode("cp-1"), Destination: netpol.PodEndpoint(kedaPod()), Port: 6443})
 	if !v.Allowed || v.Reason != netpol.AllowedByRule {
 		t.Errorf("no Cilium policy: %s", v.Explanation)
+	}
+}
+
+// TestCiliumReplace: replacing a policy gives the verdicts of compiling the
+// new list; removing one, those of the list without it.
+func TestCiliumReplace(t *testing.T) {
+	keda := map[string]string{"app": "keda"}
+	clusterOnly := ciliumPolicy("keda", "p", keda, ingress(fromEntities("cluster")), nil)
+	withAPIServer := ciliumPolicy("keda", "p", keda, ingress(fromEntities("cluster", "kube-apiserver")), nil)
+	sameNameClusterwide := ciliumPolicy("", "p", nil, nil, ingress(fromEntities("world")))
+	tr := netpol.Traffic{Source: apiServerOutside(), Destination: netpol.PodEndpoint(kedaPod()), Port: 6443}
+	base := netpol.CompileCilium([]*netpol.CiliumPolicy{clusterOnly})
+	if v := base.Ingress(tr); v.Allowed {
+		t.Fatalf("cluster only: %s", v.Explanation)
+	}
+	if v := base.Replace(clusterOnly, withAPIServer).Ingress(tr); !v.Allowed {
+		t.Errorf("replaced with kube-apiserver admitted: %s", v.Explanation)
+	}
+	if v := base.Replace(clusterOnly, nil).Ingress(tr); !v.Allowed || v.Reason != netpol.NotIsolated {
+		t.Errorf("removed: %s", v.Explanation)
+	}
+	// A clusterwide policy of the same name is another policy.
+	both := base.Replace(nil, sameNameClusterwide)
+	if v := both.Replace(withAPIServer, withAPIServer).Ingress(tr); v.Reason != netpol.CiliumDenied {
+		t.Errorf("the clusterwide deny was taken out with the namespaced policy: %s", v.Explanation)
+	}
+	if v := base.Ingress(tr); v.Allowed {
+		t.Errorf("Replace changed the set it was called on: %s", v.Explanation)
 	}
 }
