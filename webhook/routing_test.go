@@ -33,13 +33,15 @@ var webhookManifest = filepath.Join("..", "manifests", "base", "webhook.yaml")
 // policies review. Explicit rather than guessed from the kind: a rule for a
 // kind missing here fails TestManifestRoutesEveryRule until it is added.
 var ruleResources = map[schema.GroupKind]string{
-	policies.APIServiceKind:                 "apiservices",
-	policies.NetworkPolicyKind:              "networkpolicies",
-	policies.ConfigMapKind:                  "configmaps",
-	k0s.ClusterConfigKind:                   "clusterconfigs",
-	policies.ClusterNetworkPolicyKind:       "clusternetworkpolicies",
-	policies.AdminNetworkPolicyKind:         "adminnetworkpolicies",
-	policies.BaselineAdminNetworkPolicyKind: "baselineadminnetworkpolicies",
+	policies.APIServiceKind:                     "apiservices",
+	policies.NetworkPolicyKind:                  "networkpolicies",
+	policies.ConfigMapKind:                      "configmaps",
+	k0s.ClusterConfigKind:                       "clusterconfigs",
+	policies.ClusterNetworkPolicyKind:           "clusternetworkpolicies",
+	policies.AdminNetworkPolicyKind:             "adminnetworkpolicies",
+	policies.BaselineAdminNetworkPolicyKind:     "baselineadminnetworkpolicies",
+	policies.CiliumNetworkPolicyKind:            "ciliumnetworkpolicies",
+	policies.CiliumClusterwideNetworkPolicyKind: "ciliumclusterwidenetworkpolicies",
 }
 
 // allOperations are the operations a rule with no Operations reviews.
