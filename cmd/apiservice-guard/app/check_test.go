@@ -731,3 +731,50 @@ func TestCheckK0s(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckCiliumExample: examples/cilium-keda. KEDA's Cilium flavour
+// (cluster only) is refused with an API server outside the cluster, and
+// the APIService is reported unreachable, naming the policy and the rule
+// that admits the API server; the fixed policy leaves neither finding.
+func TestCheckCiliumExample(t *testing.T) {
+	const dir = "../../../examples/cilium-keda/"
+	run := func(files ...string) (int, []policies.Finding) {
+		t.Helper()
+		args := []string{"check", "-o", "json"}
+		for _, f := range files {
+			args = append(args, "-f", f)
+		}
+		var stdout, stderr bytes.Buffer
+		code := Main(append(args, "--control-plane-cidr", "203.0.113.10/32"), &stdout, &stderr)
+		var out struct {
+			Findings []policies.Finding `json:"findings"`
+		}
+		if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+			t.Fatalf("stdout is not JSON (%v): %s\n%s", err, stdout.String(), stderr.String())
+		}
+		return code, out.Findings
+	}
+	cut := func(fs []policies.Finding) []string {
+		var out []string
+		for _, f := range fs {
+			if f.Rule == "networkpolicy-blocks-apiservice" || f.Rule == "apiservice-unreachable" {
+				out = append(out, f.Rule+" "+f.Object.Kind)
+			}
+		}
+		return out
+	}
+	code, fs := run(dir+"backend.yaml", dir+"broken.yaml")
+	want := []string{"apiservice-unreachable APIService", "networkpolicy-blocks-apiservice CiliumNetworkPolicy"}
+	if diff := cmp.Diff(want, cut(fs)); diff != "" || code != exitFindings {
+		t.Fatalf("broken: exit %d, findings (-want +got):\n%s\n%v", code, diff, fs)
+	}
+	for _, f := range fs {
+		if f.Rule == "networkpolicy-blocks-apiservice" && (!strings.Contains(f.Message, "isolated by keda/keda-operator-metrics-apiserver, Cilium") ||
+			!strings.Contains(f.Fix, "fromEntities: [kube-apiserver]")) {
+			t.Errorf("finding lacks the policy or the fix: %+v", f)
+		}
+	}
+	if _, fs := run(dir+"backend.yaml", dir+"fixed.yaml"); len(cut(fs)) != 0 {
+		t.Errorf("fixed: %v", fs)
+	}
+}
