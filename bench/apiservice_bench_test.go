@@ -43,10 +43,12 @@ var runs atomic.Int32
 var liveEnv = sync.OnceValues(func() (*harness.ControlPlane, error) {
 	started.Store(true)
 	// The OpenReports CRDs, for the audit benchmark's reports; the
-	// ClusterNetworkPolicy CRD, for the scale benchmark's cluster-scoped
-	// policies.
-	return harness.Start(harness.Options{CRDPaths: []string{filepath.Join("..", "test", "crds", "reports", "openreports"),
-		filepath.Join("..", "test", "crds", "clusternetworkpolicies.policy.networking.k8s.io.yaml")}})
+	// ClusterNetworkPolicy and Cilium CRDs, for the scale benchmark's
+	// cluster-wide policies.
+	crd := func(name string) string { return filepath.Join("..", "test", "crds", name) }
+	return harness.Start(harness.Options{CRDPaths: []string{crd(filepath.Join("reports", "openreports")),
+		crd("clusternetworkpolicies.policy.networking.k8s.io.yaml"),
+		crd("ciliumnetworkpolicies.cilium.io.yaml"), crd("ciliumclusterwidenetworkpolicies.cilium.io.yaml")}})
 })
 
 var started atomic.Bool

@@ -26,6 +26,7 @@ import (
 
 	"apiservice-guard.io/apiservice-guard/cluster"
 	"apiservice-guard.io/apiservice-guard/policies"
+	"apiservice-guard.io/apiservice-guard/policies/netpol"
 	"apiservice-guard.io/apiservice-guard/test/harness"
 	"apiservice-guard.io/apiservice-guard/webhook"
 )
@@ -62,7 +63,7 @@ var scaleCluster = sync.OnceValues(func() (*scaleEnv, error) {
 	stopViews = append(stopViews, stop)
 	start := time.Now()
 	if env.live, err = cluster.StartLive(liveCtx, cp.Env.Config, cluster.LiveOptions{
-		PolicyAPIs: cluster.PolicyAPIs{ClusterNetworkPolicyV1Beta1: true}}); err != nil {
+		PolicyAPIs: cluster.PolicyAPIs{ClusterNetworkPolicyV1Beta1: true, CiliumNetworkPolicy: true, CiliumClusterwideNetworkPolicy: true}}); err != nil {
 		return nil, err
 	}
 	env.syncTook = time.Since(start)
@@ -96,11 +97,15 @@ func apiServerAddr(ctx context.Context, cp *harness.ControlPlane) (netip.Addr, e
 
 // BenchmarkNetworkPolicyScale measures in-process validating reviews of a
 // NetworkPolicy CREATE on a generated cluster of 20,000 pods, 2,000
-// namespaces, 5,000 NetworkPolicies and 100 APIService backends, read from a
-// Live view synced from a real kube-apiserver. Two writes: in the backend
-// namespace holding 1,000 policies (every rule evaluates whether the API
-// server still reaches the adapters), and in a namespace with no backend. It
-// also reports the heap the Live view takes for that state.
+// namespaces, 5,000 NetworkPolicies, 100 ClusterNetworkPolicies, 1,000
+// Cilium policies and 100 APIService backends, read from a Live view synced
+// from a real kube-apiserver. Two writes: in the backend namespace holding
+// 1,000 policies (every rule evaluates whether the API server still reaches
+// the adapters), and in a namespace with no backend. The backend write is
+// also timed with the Cilium policies hidden from the view (the tiers'
+// model), and with every cluster-wide policy hidden, in the same run; and a
+// CiliumNetworkPolicy CREATE among the 1,000. It also reports the heap the
+// Live view takes for that state.
 func BenchmarkNetworkPolicyScale(b *testing.B) {
 	env, err := scaleCluster()
 	if err != nil {
@@ -138,24 +143,61 @@ func BenchmarkNetworkPolicyScale(b *testing.B) {
 		if resp.Allowed || !strings.Contains(resp.Result.Message, "networkpolicy-blocks-apiservice") {
 			b.Fatalf("DELETE of %s/allow-apiserver: allowed=%v result=%+v, want denied by networkpolicy-blocks-apiservice", st.bigNS, resp.Allowed, resp.Result)
 		}
-		// The ClusterNetworkPolicies are in the view, so every judgement
-		// runs over the whole stack.
+		// The cluster-wide policies are in the view, so every judgement
+		// runs over them: Cilium's model, its 1,000 policies and the
+		// NetworkPolicies in its union.
 		if cnps, err := env.live.ClusterNetworkPolicies(ctx); err != nil || len(cnps) < scaleClusterPolicies {
 			b.Fatalf("the Live view holds %d ClusterNetworkPolicies (%v), want %d", len(cnps), err, scaleClusterPolicies)
+		}
+		if cps, err := env.live.CiliumPolicies(ctx); err != nil || len(cps) < scaleCiliumPolicies {
+			b.Fatalf("the Live view holds %d Cilium policies (%v), want %d", len(cps), err, scaleCiliumPolicies)
 		}
 		measure(b, ctx, v, req)
 		b.ReportMetric(miss, "miss-µs")
 	})
-	// The same write with the ClusterNetworkPolicies hidden from the view:
-	// their cost, measured in the same run.
-	b.Run("write=backend-ns-1000-policies,no-cluster-policies", func(b *testing.B) {
-		req := npRequest(b, admissionv1.Create, asAdmitted(b, ctx, prometheusPolicy(st.bigNS, "allow-adapter-scrape",
-			metav1.LabelSelector{MatchLabels: map[string]string{"app": "adapter"}})))
-		engine, err := policies.NewEngine(policies.Config{Mode: policies.ModeEnforce}, policies.DefaultRules())
-		if err != nil {
-			b.Fatal(err)
+	// The same write with the Cilium policies hidden from the view (the
+	// ClusterNetworkPolicy tiers decide), and with every cluster-wide
+	// policy hidden: their cost, measured in the same run.
+	for _, hidden := range []struct {
+		name string
+		view cluster.View
+	}{
+		{"no-cilium-policies", noCiliumPolicies{env.live}},
+		{"no-cluster-policies", noCiliumPolicies{noClusterPolicies{env.live}}},
+	} {
+		b.Run("write=backend-ns-1000-policies,"+hidden.name, func(b *testing.B) {
+			req := npRequest(b, admissionv1.Create, asAdmitted(b, ctx, prometheusPolicy(st.bigNS, "allow-adapter-scrape",
+				metav1.LabelSelector{MatchLabels: map[string]string{"app": "adapter"}})))
+			engine, err := policies.NewEngine(policies.Config{Mode: policies.ModeEnforce}, policies.DefaultRules())
+			if err != nil {
+				b.Fatal(err)
+			}
+			measure(b, ctx, webhook.NewValidator(webhook.Options{Engine: engine, View: hidden.view}), req)
+		})
+	}
+	// A CiliumNetworkPolicy CREATE in the backend namespace, among the
+	// 1,000: judged before and after for every protected backend.
+	b.Run("write=cilium-policy-backend-ns", func(b *testing.B) {
+		p := &cluster.CiliumNetworkPolicy{CiliumPolicy: netpol.CiliumPolicy{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "cilium.io/v2", Kind: "CiliumNetworkPolicy"},
+			ObjectMeta: metav1.ObjectMeta{Namespace: st.bigNS, Name: "adapter-from-cluster"},
+			Spec: &netpol.CiliumRule{EndpointSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "adapter"}},
+				Ingress: []netpol.CiliumIngressRule{{FromEntities: []string{"cluster", "kube-apiserver"},
+					ToPorts: []netpol.CiliumPortRule{{Ports: []netpol.CiliumPortProtocol{{Port: "6443", Protocol: "TCP"}}}}}}}}}
+		req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+			UID: "bench", Kind: metav1.GroupVersionKind{Group: "cilium.io", Version: "v2", Kind: "CiliumNetworkPolicy"},
+			Resource:  metav1.GroupVersionResource{Group: "cilium.io", Version: "v2", Resource: "ciliumnetworkpolicies"},
+			Namespace: p.Namespace, Name: p.Name, Operation: admissionv1.Create, Object: raw(b, p)}}
+		// The judgement is real: the same policy denying world would cut
+		// the API server off, which is outside the cluster here.
+		bad := p.CiliumPolicy
+		bad.Spec = &netpol.CiliumRule{EndpointSelector: p.Spec.EndpointSelector, IngressDeny: []netpol.CiliumIngressRule{{FromEntities: []string{"world"}}}}
+		badReq := req
+		badReq.Object = raw(b, &cluster.CiliumNetworkPolicy{CiliumPolicy: bad})
+		if resp := v.Handle(ctx, badReq); resp.Allowed || !strings.Contains(resp.Result.Message, "networkpolicy-blocks-apiservice") {
+			b.Fatalf("a cluster-only Cilium policy of the adapters: allowed=%v result=%+v, want denied", resp.Allowed, resp.Result)
 		}
-		measure(b, ctx, webhook.NewValidator(webhook.Options{Engine: engine, View: noClusterPolicies{env.live}}), req)
+		measure(b, ctx, v, req)
 	})
 	b.Run("write=no-backend-ns", func(b *testing.B) {
 		req := npRequest(b, admissionv1.Create, asAdmitted(b, ctx, prometheusPolicy(st.plainNS, "allow-web-scrape",
@@ -201,6 +243,13 @@ func BenchmarkNetworkPolicyScale(b *testing.B) {
 // missReview is the median time of a review by a new engine, whose cache of
 // compiled policies is empty: what the first write after a change of the
 // namespace's policies costs. Its answer must be allowed with no warnings.
+// noCiliumPolicies is a view that holds no Cilium policy.
+type noCiliumPolicies struct{ cluster.View }
+
+func (noCiliumPolicies) CiliumPolicies(context.Context) ([]*netpol.CiliumPolicy, error) {
+	return nil, nil
+}
+
 // noClusterPolicies is a view that holds no ClusterNetworkPolicy.
 type noClusterPolicies struct{ cluster.View }
 

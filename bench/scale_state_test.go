@@ -159,6 +159,7 @@ func scaleObjects(names scaleNames, apiServer netip.Addr) []client.Object {
 		objs = append(objs, appPolicies(ns, n)...)
 	}
 	objs = append(objs, clusterPolicies(names.run)...)
+	objs = append(objs, ciliumPolicies(names)...)
 	return append(objs, bigPolicies(names.backend(0), apiServer)...)
 }
 

@@ -77,7 +77,6 @@ type layerPolicy interface {
 	GetNamespace() string
 	GetName() string
 	GetResourceVersion() string
-	GetObjectKind() schema.ObjectKind
 }
 
 // compiledLayer memoizes the compilation of a cluster-wide layer's
@@ -86,27 +85,31 @@ type layerPolicy interface {
 // policy without resourceVersion is compiled every time.
 type compiledLayer[P layerPolicy, T any] struct {
 	build func([]P) T
-	mu    sync.Mutex
-	seed  maphash.Seed
-	fp    fingerprint
-	kind  uint64 // the kinds mixed in, with the fingerprint
-	t     T
-	ok    bool
+	// kind tells apart policies of one name and namespace (nil: nothing
+	// does).
+	kindOf func(P) string
+	mu     sync.Mutex
+	seed   maphash.Seed
+	fp     fingerprint
+	kind   uint64 // the kinds mixed in, with the fingerprint
+	t      T
+	ok     bool
 }
 
-func newCompiledLayer[P layerPolicy, T any](build func([]P) T) *compiledLayer[P, T] {
-	return &compiledLayer[P, T]{build: build, seed: maphash.MakeSeed()}
+func newCompiledLayer[P layerPolicy, T any](build func([]P) T, kind func(P) string) *compiledLayer[P, T] {
+	return &compiledLayer[P, T]{build: build, kindOf: kind, seed: maphash.MakeSeed()}
 }
 
 // compiledTiers memoizes netpol.CompileTiers.
 type compiledTiers = compiledLayer[*cnpv1beta1.ClusterNetworkPolicy, *netpol.Tiers]
 
-func newCompiledTiers() *compiledTiers { return newCompiledLayer(netpol.CompileTiers) }
+func newCompiledTiers() *compiledTiers { return newCompiledLayer(netpol.CompileTiers, kindOf) }
 
 // compiledCilium memoizes netpol.CompileCilium.
 type compiledCilium = compiledLayer[*netpol.CiliumPolicy, *netpol.CiliumSet]
 
-func newCompiledCilium() *compiledCilium { return newCompiledLayer(netpol.CompileCilium) }
+// A CiliumClusterwideNetworkPolicy has no namespace, which tells it apart.
+func newCompiledCilium() *compiledCilium { return newCompiledLayer(netpol.CompileCilium, nil) }
 
 // compile returns the compiled policies.
 func (c *compiledLayer[P, T]) compile(policies []P) T {
@@ -125,7 +128,9 @@ func (c *compiledLayer[P, T]) compile(policies []P) T {
 			return c.build(policies)
 		}
 		fp.sum += (maphash.String(c.seed, p.GetNamespace())*31+maphash.String(c.seed, p.GetName()))*0x9e3779b97f4a7c15 ^ maphash.String(c.seed, rv)
-		kinds += maphash.String(c.seed, p.GetObjectKind().GroupVersionKind().Kind)
+		if c.kindOf != nil {
+			kinds += maphash.String(c.seed, c.kindOf(p))
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

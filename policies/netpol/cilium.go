@@ -1,7 +1,9 @@
 package netpol
 
 import (
+	"maps"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -44,7 +46,9 @@ const (
 // CiliumSet is compiled Cilium policies, immutable and safe for concurrent
 // use.
 type CiliumSet struct {
-	rules  []*ciliumRule
+	// rules by the namespace they select in; "" for clusterwide rules.
+	rules  map[string][]*ciliumRule
+	n      int
 	issues []Issue
 }
 
@@ -80,12 +84,46 @@ func egressFields(r *CiliumEgressRule) ciliumPeerFields {
 	return ciliumPeerFields{"to", r.ToEndpoints, r.ToEntities, r.ToCIDR, r.ToCIDRSet, r.ToNodes, r.ToPorts}
 }
 
+// entitySet is a set of Cilium entities, one bit each.
+type entitySet uint16
+
+const (
+	entHost entitySet = 1 << iota
+	entRemoteNode
+	entKubeAPIServer
+	entCluster
+	entWorld
+	entAll
+	// entOther stands for every entity the guard gives no source (init,
+	// health, unmanaged, ingress, ...): a peer of only those matches none.
+	entOther
+)
+
+// entityBits is the bit of an entity name.
+func entityBits(name string) entitySet {
+	switch name {
+	case EntityHost:
+		return entHost
+	case EntityRemoteNode:
+		return entRemoteNode
+	case EntityKubeAPIServer:
+		return entKubeAPIServer
+	case EntityCluster:
+		return entCluster
+	case EntityWorld:
+		return entWorld
+	case EntityAll:
+		return entAll
+	}
+	return entOther
+}
+
 // ciliumPeers is one compiled ingress or ingressDeny rule.
 type ciliumPeers struct {
 	index     int
 	any       bool // no L3 field: every peer
 	endpoints []selector
-	entities  map[string]bool
+	entities  entitySet
 	cidrs     []ciliumCIDR
 	ports     []portMatch // none: every port
 }
@@ -98,7 +136,7 @@ type ciliumCIDR struct {
 // CompileCilium compiles Cilium policies; nil entries are skipped. Rules
 // with a nodeSelector (host policies) are left out: they select nodes.
 func CompileCilium(policies []*CiliumPolicy) *CiliumSet {
-	s := &CiliumSet{}
+	s := &CiliumSet{rules: map[string][]*ciliumRule{}}
 	for _, p := range policies {
 		s.add(p)
 	}
@@ -120,7 +158,8 @@ func (s *CiliumSet) add(p *CiliumPolicy) {
 			continue
 		}
 		r := compileCiliumRule(p, &rules[i], i)
-		s.rules = append(s.rules, r)
+		s.rules[r.namespace] = append(s.rules[r.namespace], r)
+		s.n++
 		s.issues = append(s.issues, r.base.all...)
 	}
 }
@@ -130,16 +169,25 @@ func (s *CiliumSet) add(p *CiliumPolicy) {
 // none) compiled in: the set after a write, compiling only the written
 // policy. c is not changed.
 func (c *CiliumSet) Replace(name, put *CiliumPolicy) *CiliumSet {
-	out := &CiliumSet{}
+	out := &CiliumSet{rules: map[string][]*ciliumRule{}}
 	if c != nil {
-		out.rules = make([]*ciliumRule, 0, len(c.rules)+1)
-		for _, r := range c.rules {
-			if name != nil && r.namespace == name.Namespace && r.base.ref.Name == name.Name {
-				continue
-			}
-			out.rules = append(out.rules, r)
-			out.issues = append(out.issues, r.base.all...)
+		maps.Copy(out.rules, c.rules) // shared slices, never appended to in place
+		out.n = c.n
+		if name != nil {
+			list := c.rules[name.Namespace]
+			kept := slices.DeleteFunc(slices.Clone(list), func(r *ciliumRule) bool { return r.base.ref.Name == name.Name })
+			out.n -= len(list) - len(kept)
+			out.rules[name.Namespace] = kept
 		}
+		for _, ns := range slices.Sorted(maps.Keys(out.rules)) {
+			for _, r := range out.rules[ns] {
+				out.issues = append(out.issues, r.base.all...)
+			}
+		}
+	}
+	if put != nil {
+		// add appends to the namespace's slice: give it its own.
+		out.rules[put.Namespace] = slices.Clip(out.rules[put.Namespace])
 	}
 	out.add(put)
 	return out
@@ -211,12 +259,12 @@ func ciliumKey(k string) string {
 // a clusterwide one): there, an endpoint selector that names no namespace
 // selects in ns only, as Cilium reads it.
 func compileCiliumPeers(in ciliumPeerFields, ns string, j int, f path, r reporter) ciliumPeers {
-	out := ciliumPeers{index: j, entities: map[string]bool{}}
+	out := ciliumPeers{index: j}
 	out.any = len(in.endpoints) == 0 && len(in.entities) == 0 && len(in.cidr) == 0 && len(in.cidrSet) == 0 && len(in.nodes) == 0
 	for k := range in.endpoints {
 		ef := f.at(in.prefix+"Endpoints", k)
 		if e, ok := reservedEntity(&in.endpoints[k]); ok {
-			out.entities[e] = true
+			out.entities |= entityBits(e)
 			continue
 		}
 		sel := in.endpoints[k].DeepCopy()
@@ -229,7 +277,7 @@ func compileCiliumPeers(in ciliumPeerFields, ns string, j int, f path, r reporte
 		out.endpoints = append(out.endpoints, compileCiliumSelector(sel, ef, r))
 	}
 	for _, e := range in.entities {
-		out.entities[e] = true
+		out.entities |= entityBits(e)
 	}
 	for k, c := range in.cidr {
 		if p, err := netip.ParsePrefix(c); err == nil {
@@ -337,25 +385,22 @@ func compileCiliumPort(pp CiliumPortProtocol) ([]portMatch, bool) {
 	return out, true
 }
 
-// ciliumLabels are a pod's labels as Cilium selectors see them.
-func ciliumLabels(p *Pod) labelSet {
-	m := make(map[string]string, len(p.Labels)+len(p.NamespaceLabels)+1)
-	for k, v := range p.Labels {
-		m[k] = v
-	}
-	for k, v := range p.NamespaceLabels {
-		m[ciliumNamespaceLabelPrefix+k] = v
-	}
-	m[ciliumNamespaceLabel] = p.Namespace
-	return labelSet{m: m}
-}
+// ciliumLabels are a pod's labels as Cilium selectors see them: its own,
+// its namespace as io.kubernetes.pod.namespace, and its namespace's labels
+// as io.cilium.k8s.namespace.labels.<key>; read in place, not copied.
+func ciliumLabels(p *Pod) labelSet { return labelSet{cilium: p} }
 
-// selects reports whether the rule selects the pod.
-func (r *ciliumRule) selects(p *Pod) bool {
-	if r.namespace != "" && p.Namespace != r.namespace {
-		return false
+// ciliumLabel is one label of the pod as Cilium selectors see it.
+func (p *Pod) ciliumLabel(key string) (string, bool) {
+	if key == ciliumNamespaceLabel {
+		return p.Namespace, true
 	}
-	return r.selector.matches(ciliumLabels(p))
+	if k, ok := strings.CutPrefix(key, ciliumNamespaceLabelPrefix); ok {
+		v, ok := p.NamespaceLabels[k]
+		return v, ok
+	}
+	v, ok := p.Labels[key]
+	return v, ok
 }
 
 // ciliumEntities are the entities the other end of a connection is, seen
@@ -363,26 +408,26 @@ func (r *ciliumRule) selects(p *Pod) bool {
 // address is host on self's node and remote-node elsewhere (both in the
 // cluster); anything else is world; the API server is kube-apiserver
 // besides.
-func ciliumEntities(other, self *Endpoint) map[string]bool {
-	e := map[string]bool{EntityAll: true}
+func ciliumEntities(other, self *Endpoint) entitySet {
+	e := entAll
 	switch {
 	case other.isPodNetwork():
-		e[EntityCluster] = true
+		e |= entCluster
 	case other.node() != "" && other.node() == self.node():
-		e[EntityHost], e[EntityCluster] = true, true
+		e |= entHost | entCluster
 	case other.node() != "":
-		e[EntityRemoteNode], e[EntityCluster] = true, true
+		e |= entRemoteNode | entCluster
 	default:
-		e[EntityWorld] = true
+		e |= entWorld
 	}
 	if other.KubeAPIServer {
-		e[EntityKubeAPIServer] = true
+		e |= entKubeAPIServer
 	}
 	return e
 }
 
 // matches reports whether the peers match the other end on the port.
-func (c *ciliumPeers) matches(other *Endpoint, ents map[string]bool, port int32, proto corev1.Protocol, dstPod *Pod) bool {
+func (c *ciliumPeers) matches(other *Endpoint, ents entitySet, port int32, proto corev1.Protocol, dstPod *Pod) bool {
 	if len(c.ports) > 0 {
 		ok := false
 		for i := range c.ports {
@@ -398,10 +443,8 @@ func (c *ciliumPeers) matches(other *Endpoint, ents map[string]bool, port int32,
 	if c.any {
 		return true
 	}
-	for e := range c.entities {
-		if ents[e] {
-			return true
-		}
+	if c.entities&ents != 0 {
+		return true
 	}
 	if other.isPodNetwork() {
 		l := ciliumLabels(other.Pod)
@@ -448,7 +491,7 @@ func (c *CiliumSet) Len() int {
 	if c == nil {
 		return 0
 	}
-	return len(c.rules)
+	return c.n
 }
 
 // WithCilium returns a Set holding s's NetworkPolicies that decides by
@@ -475,27 +518,33 @@ func (s *Set) ciliumEvaluate(d direction, t *Traffic, v Verdict, self, other *En
 	v.Reason = NotIsolated
 	ents := ciliumEntities(other, self)
 	var allowedBy *ClusterRuleRef
-	for _, r := range s.cilium.rules {
-		if !r.selects(self.Pod) {
-			continue
-		}
-		if r.isolates[d] {
-			v.IsolatedBy = append(v.IsolatedBy, r.base.ref)
-		}
-		for i := range r.deny[d] {
-			if r.deny[d][i].matches(other, ents, t.Port, proto, dst) {
-				return ciliumDecided(v, t, r.ref(d, r.deny[d][i].index, "Deny"), false)
+	selfLabels := ciliumLabels(self.Pod)
+	// The pod's namespace's rules, then the clusterwide ones (the order
+	// decides only which allow a verdict names).
+	for _, rules := range [2][]*ciliumRule{s.cilium.rules[self.Pod.Namespace], s.cilium.rules[""]} {
+		for _, r := range rules {
+			if !r.selector.matches(selfLabels) {
+				continue
 			}
-		}
-		if allowedBy == nil {
-			for i := range r.allow[d] {
-				if r.allow[d][i].matches(other, ents, t.Port, proto, dst) {
-					allowedBy = r.ref(d, r.allow[d][i].index, "Allow")
-					break
+			if r.isolates[d] {
+				v.IsolatedBy = append(v.IsolatedBy, r.base.ref)
+			}
+			for i := range r.deny[d] {
+				if r.deny[d][i].matches(other, ents, t.Port, proto, dst) {
+					return ciliumDecided(v, t, r.ref(d, r.deny[d][i].index, "Deny"), false)
+				}
+			}
+			if allowedBy == nil {
+				for i := range r.allow[d] {
+					if r.allow[d][i].matches(other, ents, t.Port, proto, dst) {
+						allowedBy = r.ref(d, r.allow[d][i].index, "Allow")
+						break
+					}
 				}
 			}
 		}
 	}
+
 	// The NetworkPolicies in the same union. Cilium gives their ipBlocks to
 	// addresses outside the cluster only: a pod or a node is matched by
 	// its identity, never by its address.
@@ -522,7 +571,7 @@ func (s *Set) ciliumEvaluate(d direction, t *Traffic, v Verdict, self, other *En
 		return ciliumDecided(v, t, allowedBy, true)
 	case v.AllowedBy != nil:
 		v.Reason, v.Tier = AllowedByRule, TierCilium
-	case v.Isolated && d == ingress && ents[EntityHost]:
+	case v.Isolated && d == ingress && ents&entHost != 0:
 		v.Reason = SameNode
 	case v.Isolated:
 		v.Allowed, v.Reason, v.Tier = false, CiliumDefaultDeny, TierCilium

@@ -16,9 +16,15 @@ const namespaceNameLabel = "kubernetes.io/metadata.name"
 type labelSet struct {
 	m  map[string]string
 	ns string
+	// cilium, when set, is the pod whose labels these are as Cilium's
+	// selectors see them (ciliumLabels); m and ns are then unused.
+	cilium *Pod
 }
 
 func (l labelSet) get(key string) (string, bool) {
+	if l.cilium != nil {
+		return l.cilium.ciliumLabel(key)
+	}
 	if l.ns != "" && key == namespaceNameLabel {
 		return l.ns, true
 	}
