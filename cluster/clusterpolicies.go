@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -136,6 +137,28 @@ type policyStores struct {
 	banps       *store[anpv1alpha1.BaselineAdminNetworkPolicy]
 	cnps        *store[CiliumNetworkPolicy]
 	ccnps       *store[CiliumClusterwideNetworkPolicy]
+	// The last listings, while no informer has had an event since: every
+	// review asks, and a listing of 1,000 policies is worth keeping.
+	clusterList atomic.Pointer[listing[*cnpv1beta1.ClusterNetworkPolicy]]
+	ciliumList  atomic.Pointer[listing[*netpol.CiliumPolicy]]
+}
+
+// listing is a listing made when the stores' change counts summed to
+// version.
+type listing[T any] struct {
+	version uint64
+	list    []T
+}
+
+// cachedListing returns c's listing if it was made at version, else a new
+// one from list, kept in c.
+func cachedListing[T any](c *atomic.Pointer[listing[T]], version uint64, list func() []T) []T {
+	if l := c.Load(); l != nil && l.version == version {
+		return l.list
+	}
+	out := list()
+	c.Store(&listing[T]{version: version, list: out})
+	return out
 }
 
 // withAPIs returns the stores of old (nil: none) and of the APIs of apis
@@ -143,31 +166,32 @@ type policyStores struct {
 func (old *policyStores) withAPIs(b *storeBuilder, apis PolicyAPIs) (*policyStores, []func() bool) {
 	out := &policyStores{}
 	if old != nil {
-		*out = *old
+		out.apis, out.cnpV1Beta1, out.cnpV1Alpha2, out.anps, out.banps, out.cnps, out.ccnps =
+			old.apis, old.cnpV1Beta1, old.cnpV1Alpha2, old.anps, old.banps, old.cnps, old.ccnps
 	}
 	var added []func() bool
 	if apis.ClusterNetworkPolicyV1Beta1 && out.cnpV1Beta1 == nil {
-		out.cnpV1Beta1 = build[cnpv1beta1.ClusterNetworkPolicy](b, &cnpv1beta1.ClusterNetworkPolicy{}, cnpv1beta1.Resource("clusternetworkpolicies"), nil)
+		out.cnpV1Beta1 = tracked(b, build[cnpv1beta1.ClusterNetworkPolicy](b, &cnpv1beta1.ClusterNetworkPolicy{}, cnpv1beta1.Resource("clusternetworkpolicies"), nil))
 		added = append(added, out.cnpV1Beta1.hasSynced())
 	} else if apis.ClusterNetworkPolicyV1Alpha2 && out.cnpV1Alpha2 == nil {
-		out.cnpV1Alpha2 = build[cnpv1alpha2.ClusterNetworkPolicy](b, &cnpv1alpha2.ClusterNetworkPolicy{}, cnpv1alpha2.Resource("clusternetworkpolicies"), nil)
+		out.cnpV1Alpha2 = tracked(b, build[cnpv1alpha2.ClusterNetworkPolicy](b, &cnpv1alpha2.ClusterNetworkPolicy{}, cnpv1alpha2.Resource("clusternetworkpolicies"), nil))
 		added = append(added, out.cnpV1Alpha2.hasSynced())
 	}
 	if apis.AdminNetworkPolicy && out.anps == nil {
-		out.anps = build[anpv1alpha1.AdminNetworkPolicy](b, &anpv1alpha1.AdminNetworkPolicy{}, anpv1alpha1.Resource("adminnetworkpolicies"), nil)
+		out.anps = tracked(b, build[anpv1alpha1.AdminNetworkPolicy](b, &anpv1alpha1.AdminNetworkPolicy{}, anpv1alpha1.Resource("adminnetworkpolicies"), nil))
 		added = append(added, out.anps.hasSynced())
 	}
 	if apis.BaselineAdminNetworkPolicy && out.banps == nil {
-		out.banps = build[anpv1alpha1.BaselineAdminNetworkPolicy](b, &anpv1alpha1.BaselineAdminNetworkPolicy{}, anpv1alpha1.Resource("baselineadminnetworkpolicies"), nil)
+		out.banps = tracked(b, build[anpv1alpha1.BaselineAdminNetworkPolicy](b, &anpv1alpha1.BaselineAdminNetworkPolicy{}, anpv1alpha1.Resource("baselineadminnetworkpolicies"), nil))
 		added = append(added, out.banps.hasSynced())
 	}
 	if apis.CiliumNetworkPolicy && out.cnps == nil {
-		out.cnps = build[CiliumNetworkPolicy](b, &CiliumNetworkPolicy{}, CiliumGroupVersion.WithResource("ciliumnetworkpolicies").GroupResource(), nil)
+		out.cnps = tracked(b, build[CiliumNetworkPolicy](b, &CiliumNetworkPolicy{}, CiliumGroupVersion.WithResource("ciliumnetworkpolicies").GroupResource(), nil))
 		added = append(added, out.cnps.hasSynced())
 	}
 	if apis.CiliumClusterwideNetworkPolicy && out.ccnps == nil {
-		out.ccnps = build[CiliumClusterwideNetworkPolicy](b, &CiliumClusterwideNetworkPolicy{},
-			CiliumGroupVersion.WithResource("ciliumclusterwidenetworkpolicies").GroupResource(), nil)
+		out.ccnps = tracked(b, build[CiliumClusterwideNetworkPolicy](b, &CiliumClusterwideNetworkPolicy{},
+			CiliumGroupVersion.WithResource("ciliumclusterwidenetworkpolicies").GroupResource(), nil))
 		added = append(added, out.ccnps.hasSynced())
 	}
 	out.apis = out.apis.or(apis)
@@ -175,6 +199,14 @@ func (old *policyStores) withAPIs(b *storeBuilder, apis PolicyAPIs) (*policyStor
 		return old, nil
 	}
 	return out, added
+}
+
+// tracked counts s's events (store.track), keeping the first error in b.
+func tracked[T any](b *storeBuilder, s *store[T]) *store[T] {
+	if b.err == nil {
+		b.err = s.track()
+	}
+	return s
 }
 
 // PolicyAPIs are the policy APIs the view watches now.
@@ -285,7 +317,10 @@ func (l *Live) ClusterNetworkPolicies(ctx context.Context) ([]*cnpv1beta1.Cluste
 		return nil, err
 	}
 	p := l.policy.Load()
-	return clusterPolicies(listOrNone(p.cnpV1Beta1), listOrNone(p.cnpV1Alpha2), listOrNone(p.anps), listOrNone(p.banps)), nil
+	version := p.cnpV1Beta1.version() + p.cnpV1Alpha2.version() + p.anps.version() + p.banps.version()
+	return cachedListing(&p.clusterList, version, func() []*cnpv1beta1.ClusterNetworkPolicy {
+		return clusterPolicies(listOrNone(p.cnpV1Beta1), listOrNone(p.cnpV1Alpha2), listOrNone(p.anps), listOrNone(p.banps))
+	}), nil
 }
 
 // CiliumPolicies implements View: from the informers of the Cilium kinds
@@ -295,7 +330,9 @@ func (l *Live) CiliumPolicies(ctx context.Context) ([]*netpol.CiliumPolicy, erro
 		return nil, err
 	}
 	p := l.policy.Load()
-	return ciliumPolicies(listOrNone(p.cnps), listOrNone(p.ccnps)), nil
+	return cachedListing(&p.ciliumList, p.cnps.version()+p.ccnps.version(), func() []*netpol.CiliumPolicy {
+		return ciliumPolicies(listOrNone(p.cnps), listOrNone(p.ccnps))
+	}), nil
 }
 
 // CiliumPolicies implements View: every CiliumNetworkPolicy and

@@ -72,6 +72,30 @@ func TestFollowPolicyAPIs(t *testing.T) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+	// The listing kept between reviews follows every change.
+	second := policy.DeepCopy()
+	second.SetName("second")
+	second.SetResourceVersion("")
+	create(t, admin, second)
+	waitCilium := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			ps, err := l.CiliumPolicies(ctx)
+			if err == nil && len(ps) == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the view lists %d Cilium policies (%v), want %d", len(ps), err, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitCilium(2)
+	if err := admin.Delete(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	waitCilium(1)
 	if got := <-changes; got != "CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy" && got != "CiliumNetworkPolicy" && got != "CiliumClusterwideNetworkPolicy" {
 		t.Errorf("changed told %q", got)
 	}

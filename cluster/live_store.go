@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -21,6 +22,29 @@ type store[T any] struct {
 	indexer toolscache.Indexer
 	gr      schema.GroupResource
 	synced  toolscache.InformerSynced
+	// changes counts the informer's events once track is called: a
+	// listing made at one count is current until the count moves.
+	changes  atomic.Uint64
+	informer toolscache.SharedIndexInformer
+}
+
+// track starts counting the informer's events (store.changes).
+func (s *store[T]) track() error {
+	if s == nil {
+		return nil
+	}
+	count := func(any) { s.changes.Add(1) }
+	_, err := s.informer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc: count, DeleteFunc: count, UpdateFunc: func(_, obj any) { count(obj) }})
+	return err
+}
+
+// version is the count of changes; 0 for a nil store.
+func (s *store[T]) version() uint64 {
+	if s == nil {
+		return 0
+	}
+	return s.changes.Load()
 }
 
 // newStore gets (without starting) the informer of obj's kind from c and adds
@@ -39,7 +63,7 @@ func newStore[T any](ctx context.Context, c cache.Cache, obj client.Object, gr s
 			return nil, fmt.Errorf("indexing %s: %w", gr, err)
 		}
 	}
-	return &store[T]{indexer: shared.GetIndexer(), gr: gr, synced: shared.HasSynced}, nil
+	return &store[T]{indexer: shared.GetIndexer(), gr: gr, synced: shared.HasSynced, informer: shared}, nil
 }
 
 // hasSynced is the informer's HasSynced.

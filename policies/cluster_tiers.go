@@ -85,7 +85,7 @@ type layerPolicy interface {
 // policy without resourceVersion is compiled every time.
 type compiledLayer[P layerPolicy, T any] struct {
 	build func([]P) T
-	// kind tells apart policies of one name and namespace (nil: nothing
+	// kindOf tells apart policies of one name and namespace (nil: nothing
 	// does).
 	kindOf func(P) string
 	mu     sync.Mutex
@@ -94,6 +94,11 @@ type compiledLayer[P layerPolicy, T any] struct {
 	kind   uint64 // the kinds mixed in, with the fingerprint
 	t      T
 	ok     bool
+	// first and n are the listing compiled last: the same listing again
+	// (Live keeps one while no policy changes) is a hit without a
+	// fingerprint.
+	first *P
+	n     int
 }
 
 func newCompiledLayer[P layerPolicy, T any](build func([]P) T, kind func(P) string) *compiledLayer[P, T] {
@@ -120,6 +125,12 @@ func (c *compiledLayer[P, T]) compile(policies []P) T {
 		}
 		return c.build(policies)
 	}
+	c.mu.Lock()
+	hit, t := c.ok && c.first == &policies[0] && c.n == len(policies), c.t
+	c.mu.Unlock()
+	if hit {
+		return t
+	}
 	fp := fingerprint{n: len(policies)}
 	var kinds uint64
 	for _, p := range policies {
@@ -134,6 +145,7 @@ func (c *compiledLayer[P, T]) compile(policies []P) T {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.first, c.n = &policies[0], len(policies)
 	if c.ok && c.fp == fp && c.kind == kinds {
 		return c.t
 	}

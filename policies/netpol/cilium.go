@@ -47,9 +47,20 @@ const (
 // use.
 type CiliumSet struct {
 	// rules by the namespace they select in; "" for clusterwide rules.
+	// Never changed once compiled: Replace puts its namespace's new list in
+	// over, which is read first.
 	rules  map[string][]*ciliumRule
+	over   map[string][]*ciliumRule
 	n      int
 	issues []Issue
+}
+
+// in is the rules selecting in namespace ns ("" for clusterwide ones).
+func (c *CiliumSet) in(ns string) []*ciliumRule {
+	if r, ok := c.over[ns]; ok {
+		return r
+	}
+	return c.rules[ns]
 }
 
 type ciliumRule struct {
@@ -158,7 +169,11 @@ func (s *CiliumSet) add(p *CiliumPolicy) {
 			continue
 		}
 		r := compileCiliumRule(p, &rules[i], i)
-		s.rules[r.namespace] = append(s.rules[r.namespace], r)
+		if _, ok := s.over[r.namespace]; ok {
+			s.over[r.namespace] = append(s.over[r.namespace], r)
+		} else {
+			s.rules[r.namespace] = append(s.rules[r.namespace], r)
+		}
 		s.n++
 		s.issues = append(s.issues, r.base.all...)
 	}
@@ -169,27 +184,30 @@ func (s *CiliumSet) add(p *CiliumPolicy) {
 // none) compiled in: the set after a write, compiling only the written
 // policy. c is not changed.
 func (c *CiliumSet) Replace(name, put *CiliumPolicy) *CiliumSet {
-	out := &CiliumSet{rules: map[string][]*ciliumRule{}}
+	out := &CiliumSet{rules: map[string][]*ciliumRule{}, over: map[string][]*ciliumRule{}}
 	if c != nil {
-		maps.Copy(out.rules, c.rules) // shared slices, never appended to in place
-		out.n = c.n
-		if name != nil {
-			list := c.rules[name.Namespace]
-			kept := slices.DeleteFunc(slices.Clone(list), func(r *ciliumRule) bool { return r.base.ref.Name == name.Name })
+		out.rules, out.n, out.issues = c.rules, c.n, c.issues
+		maps.Copy(out.over, c.over) // a few namespaces at most
+	}
+	if name != nil {
+		list := out.in(name.Namespace)
+		kept := slices.DeleteFunc(slices.Clone(list), func(r *ciliumRule) bool { return r.base.ref.Name == name.Name })
+		if len(kept) != len(list) {
 			out.n -= len(list) - len(kept)
-			out.rules[name.Namespace] = kept
-		}
-		for _, ns := range slices.Sorted(maps.Keys(out.rules)) {
-			for _, r := range out.rules[ns] {
-				out.issues = append(out.issues, r.base.all...)
+			out.over[name.Namespace] = kept
+			ref, kind := PolicyRef{Namespace: name.Namespace, Name: name.Name}, CiliumClusterwideNetworkPolicyKind
+			if ref.Namespace != "" {
+				kind = CiliumNetworkPolicyKind
 			}
+			out.issues = slices.DeleteFunc(slices.Clone(out.issues), func(i Issue) bool { return i.Policy == ref && i.Kind == kind })
 		}
 	}
 	if put != nil {
-		// add appends to the namespace's slice: give it its own.
-		out.rules[put.Namespace] = slices.Clip(out.rules[put.Namespace])
+		// Its own list, so that compiling appends to no shared array.
+		out.over[put.Namespace] = slices.Clip(out.in(put.Namespace))
+		out.issues = slices.Clip(out.issues)
+		out.add(put)
 	}
-	out.add(put)
 	return out
 }
 
@@ -521,7 +539,7 @@ func (s *Set) ciliumEvaluate(d direction, t *Traffic, v Verdict, self, other *En
 	selfLabels := ciliumLabels(self.Pod)
 	// The pod's namespace's rules, then the clusterwide ones (the order
 	// decides only which allow a verdict names).
-	for _, rules := range [2][]*ciliumRule{s.cilium.rules[self.Pod.Namespace], s.cilium.rules[""]} {
+	for _, rules := range [2][]*ciliumRule{s.cilium.in(self.Pod.Namespace), s.cilium.in("")} {
 		for _, r := range rules {
 			if !r.selector.matches(selfLabels) {
 				continue

@@ -279,3 +279,22 @@ func TestCiliumReplace(t *testing.T) {
 		t.Errorf("Replace changed the set it was called on: %s", v.Explanation)
 	}
 }
+
+// TestCiliumReplaceIssues: the replaced policy's issues go, the new one's
+// come.
+func TestCiliumReplaceIssues(t *testing.T) {
+	bad := ciliumPolicy("keda", "p", nil, ingress(netpol.CiliumIngressRule{FromCIDR: []string{"not-a-cidr"}}), nil)
+	good := ciliumPolicy("keda", "p", nil, ingress(fromEntities("cluster")), nil)
+	other := ciliumPolicy("", "p", nil, ingress(netpol.CiliumIngressRule{FromCIDR: []string{"x"}}), nil)
+	set := netpol.CompileCilium([]*netpol.CiliumPolicy{bad, other})
+	if n := len(set.Issues()); n != 2 {
+		t.Fatalf("%d issues, want 2: %v", n, set.Issues())
+	}
+	fixed := set.Replace(bad, good)
+	if is := fixed.Issues(); len(is) != 1 || is[0].Kind != netpol.CiliumClusterwideNetworkPolicyKind {
+		t.Errorf("after the fix: %v", is)
+	}
+	if is := fixed.Replace(good, bad).Issues(); len(is) != 2 {
+		t.Errorf("broken again: %v", is)
+	}
+}
