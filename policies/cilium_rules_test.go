@@ -2,7 +2,6 @@ package policies_test
 
 import (
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -46,14 +45,7 @@ func ciliumReview(old, obj runtime.Object) *policies.Review {
 			kind, name = policies.CiliumClusterwideNetworkPolicyKind, p.Name
 		}
 	}
-	r := &policies.Review{Kind: kind, Operation: policies.Update, Object: obj, OldObject: old, Namespace: ns, Name: name}
-	switch {
-	case old == nil:
-		r.Operation = policies.Create
-	case obj == nil:
-		r.Operation = policies.Delete
-	}
-	return r
+	return writeReview(kind, ns, name, old, obj)
 }
 
 // TestCiliumPolicyWrites: writes of Cilium policies are judged before and
@@ -72,13 +64,7 @@ func TestCiliumPolicyWrites(t *testing.T) {
 	agentsToAPIServer := cnpOf("kube-system", "agents-egress", agentSel, netpol.CiliumRule{Egress: []netpol.CiliumEgressRule{{ToEntities: []string{"kube-apiserver"}}}})
 	enforce := []verdict{{blocksAPIService, policies.Enforce}}
 
-	tests := []struct {
-		name     string
-		state    []runtime.Object
-		review   *policies.Review
-		want     []verdict
-		mentions []string
-	}{
+	tests := []writeCase{
 		{name: "KEDA's Cilium flavour (cluster only) with the API server out of the cluster", state: outside,
 			review: ciliumReview(nil, clusterOnly), want: enforce,
 			mentions: []string{"API server " + apiServerIP, "(isolated by keda/keda-metrics, Cilium)",
@@ -102,18 +88,7 @@ func TestCiliumPolicyWrites(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := evaluateNP(t, newView(t, tc.state...), tc.review, nil, "")
-			if diff := cmp.Diff(tc.want, verdicts(got)); diff != "" {
-				t.Fatalf("findings (-want +got):\n%s\nall findings: %v", diff, got)
-			}
-			for _, f := range got {
-				for _, m := range tc.mentions {
-					if !strings.Contains(f.String()+" "+f.Detail, m) {
-						t.Errorf("finding %q (detail %q) does not mention %q", f.String(), f.Detail, m)
-					}
-				}
-				checkWarningLines(t, f)
-			}
+			expectFindings(t, evaluateNP(t, newView(t, tc.state...), tc.review, nil, ""), tc.want, tc.mentions)
 		})
 	}
 }

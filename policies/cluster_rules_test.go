@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	anp "sigs.k8s.io/network-policy-api/apis/v1alpha1"
 	cnp "sigs.k8s.io/network-policy-api/apis/v1beta1"
 
@@ -36,7 +37,12 @@ var (
 // cnpReview reviews a write of a cluster-scoped policy (old nil: CREATE;
 // obj nil: DELETE).
 func cnpReview(old, obj runtime.Object, name string) *policies.Review {
-	r := &policies.Review{Kind: policies.ClusterNetworkPolicyKind, Operation: policies.Update, Object: obj, OldObject: old, Name: name}
+	return writeReview(policies.ClusterNetworkPolicyKind, "", name, old, obj)
+}
+
+// writeReview reviews a write of kind (old nil: CREATE; obj nil: DELETE).
+func writeReview(kind schema.GroupKind, ns, name string, old, obj runtime.Object) *policies.Review {
+	r := &policies.Review{Kind: kind, Operation: policies.Update, Object: obj, OldObject: old, Namespace: ns, Name: name}
 	switch {
 	case old == nil:
 		r.Operation = policies.Create
@@ -44,6 +50,33 @@ func cnpReview(old, obj runtime.Object, name string) *policies.Review {
 		r.Operation = policies.Delete
 	}
 	return r
+}
+
+// writeCase is a write reviewed on a state, and what it must find.
+type writeCase struct {
+	name     string
+	state    []runtime.Object
+	review   *policies.Review
+	want     []verdict
+	mentions []string
+}
+
+// expectFindings checks the findings' rules and actions, that each
+// mentions every string of mentions (in its text or detail), and that each
+// fits a warning line.
+func expectFindings(t *testing.T, got []policies.Finding, want []verdict, mentions []string) {
+	t.Helper()
+	if diff := cmp.Diff(want, verdicts(got)); diff != "" {
+		t.Fatalf("findings (-want +got):\n%s\nall findings: %v", diff, got)
+	}
+	for _, f := range got {
+		for _, m := range mentions {
+			if !strings.Contains(f.String()+" "+f.Detail, m) {
+				t.Errorf("finding %q (detail %q) does not mention %q", f.String(), f.Detail, m)
+			}
+		}
+		checkWarningLines(t, f)
+	}
 }
 
 // TestClusterPolicyWrites: a write of a ClusterNetworkPolicy (or its
@@ -64,13 +97,7 @@ func TestClusterPolicyWrites(t *testing.T) {
 				From: []anp.AdminNetworkPolicyIngressPeer{{Namespaces: &metav1.LabelSelector{}}}}}}}
 	enforce := []verdict{{blocksAPIService, policies.Enforce}}
 
-	tests := []struct {
-		name     string
-		state    []runtime.Object
-		review   *policies.Review
-		want     []verdict
-		mentions []string
-	}{
+	tests := []writeCase{
 		{name: "Baseline deny-all of every namespace's pods stops the agents", state: state,
 			review: cnpReview(nil, baselineDeny, "baseline-deny"), want: enforce,
 			mentions: []string{"APIService " + kedaAPI, "konnectivity-agent pod kube-system/konnectivity-agent-p", "denied by Baseline-tier baseline-deny",
@@ -106,18 +133,7 @@ func TestClusterPolicyWrites(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := evaluateNP(t, newView(t, tc.state...), tc.review, nil, "")
-			if diff := cmp.Diff(tc.want, verdicts(got)); diff != "" {
-				t.Fatalf("findings (-want +got):\n%s\nall findings: %v", diff, got)
-			}
-			for _, f := range got {
-				for _, m := range tc.mentions {
-					if !strings.Contains(f.String()+" "+f.Detail, m) {
-						t.Errorf("finding %q does not mention %q", f.String(), m)
-					}
-				}
-				checkWarningLines(t, f)
-			}
+			expectFindings(t, evaluateNP(t, newView(t, tc.state...), tc.review, nil, ""), tc.want, tc.mentions)
 		})
 	}
 }
