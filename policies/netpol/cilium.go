@@ -537,9 +537,18 @@ func (s *Set) ciliumEvaluate(d direction, t *Traffic, v Verdict, self, other *En
 	ents := ciliumEntities(other, self)
 	var allowedBy *ClusterRuleRef
 	selfLabels := ciliumLabels(self.Pod)
+	// The NetworkPolicies selecting the pod, counted first, so that the
+	// verdict's list is allocated once.
+	pols := s.byNamespace[self.Pod.Namespace]
+	var small [16]uint64
+	chosen, n := selectPolicies(pols, d, labelSet{m: self.Pod.Labels}, small[:0])
+	layers := [2][]*ciliumRule{s.cilium.in(self.Pod.Namespace), s.cilium.in("")}
+	if most := n + len(layers[0]) + len(layers[1]); most > 0 {
+		v.IsolatedBy = make([]PolicyRef, 0, most)
+	}
 	// The pod's namespace's rules, then the clusterwide ones (the order
 	// decides only which allow a verdict names).
-	for _, rules := range [2][]*ciliumRule{s.cilium.in(self.Pod.Namespace), s.cilium.in("")} {
+	for _, rules := range layers {
 		for _, r := range rules {
 			if !r.selector.matches(selfLabels) {
 				continue
@@ -572,9 +581,8 @@ func (s *Set) ciliumEvaluate(d direction, t *Traffic, v Verdict, self, other *En
 	} else if other.node() == "" {
 		x.ip = other.addr()
 	}
-	pod := labelSet{m: self.Pod.Labels}
-	for _, p := range s.byNamespace[self.Pod.Namespace] {
-		if !p.affects[d] || !p.selector.matches(pod) {
+	for i, p := range pols {
+		if chosen[i/64]&(1<<(i%64)) == 0 {
 			continue
 		}
 		v.IsolatedBy = append(v.IsolatedBy, p.ref)
