@@ -94,8 +94,17 @@ func kindOf(p *cnpv1beta1.ClusterNetworkPolicy) string {
 // before and after the write. Ingress is judged in the backends'
 // namespaces; the agents' egress (agents) in the agents' namespace.
 func layerCheck(ctx context.Context, r *Review, v cluster.View, name string, agents bool) []Result {
+	if agents && r.Namespace != "" && r.Namespace != r.controlPlane.AgentNamespace() {
+		return nil // a namespaced policy elsewhere selects no agent
+	}
+	all := protectedServices
+	if !agents && r.Namespace != "" {
+		// A namespaced policy (CiliumNetworkPolicy) selects pods of its
+		// namespace only: the backends there are all it can cut off.
+		all = protectedIn
+	}
 	var here []protected
-	for _, p := range protectedServices(ctx, r, v) {
+	for _, p := range all(ctx, r, v) {
 		if agents || p.rule == name {
 			here = append(here, p)
 		}
