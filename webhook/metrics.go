@@ -20,8 +20,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "apiservice_guard_admission_requests_total",
-			Help: "Admission requests reviewed, by kind, operation and verdict (allowed, denied, error).",
-		}, []string{"kind", "operation", "verdict"}),
+			Help: "Admission requests reviewed, by kind, operation, verdict (allowed, denied, patched, error) and webhook (validate, mutate).",
+		}, []string{"kind", "operation", "verdict", "webhook"}),
 		findings: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "apiservice_guard_findings_total",
 			Help: "Rule findings, by rule, action and enforcement point.",

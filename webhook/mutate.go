@@ -24,7 +24,7 @@ var _ admission.Handler = (*Mutator)(nil)
 
 // NewMutator returns a mutating handler.
 func NewMutator(o Options) *Mutator {
-	return &Mutator{handler: newHandler(o)}
+	return &Mutator{handler: newHandler(o, "mutate")}
 }
 
 // Handle implements admission.Handler.

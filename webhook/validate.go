@@ -34,19 +34,21 @@ type handler struct {
 }
 
 // newHandler fills in the options' defaults and builds the shared part.
-func newHandler(o Options) handler {
+func newHandler(o Options, webhook string) handler {
 	if o.Scheme == nil {
 		o.Scheme = cluster.NewScheme()
 	}
 	return handler{engine: o.Engine, view: o.View, decoder: newDecoder(o.Scheme),
 		budget:          newBudget(o.ReviewTimeout, o.LargeReview),
-		findingRecorder: findingRecorder{recorder: o.Recorder, metrics: o.Metrics}}
+		findingRecorder: findingRecorder{recorder: o.Recorder, metrics: o.Metrics, webhook: webhook}}
 }
 
 // findingRecorder logs, counts and emits Events for findings, for both handlers.
 type findingRecorder struct {
 	recorder events.EventRecorder
 	metrics  *Metrics
+	// webhook names the handler in the request metric: validate or mutate.
+	webhook string
 }
 
 var _ admission.Handler = (*Validator)(nil)
@@ -75,7 +77,7 @@ type Options struct {
 
 // NewValidator returns a validating handler.
 func NewValidator(o Options) *Validator {
-	return &Validator{handler: newHandler(o)}
+	return &Validator{handler: newHandler(o, "validate")}
 }
 
 // Handle implements admission.Handler.
@@ -129,7 +131,7 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) admission
 
 func (v *findingRecorder) count(req admission.Request, verdict string) {
 	if v.metrics != nil {
-		v.metrics.requests.WithLabelValues(req.Kind.Kind, string(req.Operation), verdict).Inc()
+		v.metrics.requests.WithLabelValues(req.Kind.Kind, string(req.Operation), verdict, v.webhook).Inc()
 	}
 }
 

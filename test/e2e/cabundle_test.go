@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -273,4 +275,62 @@ func hasChurn(warnings []string) bool {
 		}
 	}
 	return false
+}
+
+// TestMutateOnlyWhenARuleCanAct: the mutating webhook's matchConditions
+// send an APIService write to /mutate only when a mutating rule can act. An
+// APIService created and then updated 20 times with a working caBundle and
+// no inject annotation causes no mutate request (the validating webhook
+// sees every one: the positive control); an apply that empties the
+// caBundle causes one, which keeps the bundle; setting an inject
+// annotation causes one more.
+func TestMutateOnlyWhenARuleCanAct(t *testing.T) {
+	dumpGuardLogsOnFailure(t)
+	metricsURL := useGuardWithMetrics(t)
+	a := startAdapter(t, "mutateonly.e2e.apiservice-guard.io", "v1", "e2e-mutate-only", "adapter")
+	ns, svc, api := a.Objects(a.CA().CertPEM())
+	create(t, ns, svc, api)
+	t.Cleanup(func() { _ = suite.client.Delete(context.Background(), api) })
+	waitAvailable(t, api.Name, apiregv1.ConditionTrue, "", "")
+	for i := range 20 {
+		got := getAPIService(t, api.Name)
+		if got.Labels == nil {
+			got.Labels = map[string]string{}
+		}
+		got.Labels["e2e-revision"] = fmt.Sprint(i)
+		if err := suite.client.Update(t.Context(), got); err != nil {
+			t.Fatalf("update %d: %v", i, err)
+		}
+	}
+	mutate, samples := webhookRequests(t, metricsURL, "APIService", "mutate")
+	validate, _ := webhookRequests(t, metricsURL, "APIService", "validate")
+	t.Logf("1 CREATE and 20 UPDATEs: %v mutate requests %v, %v validate requests", mutate, samples, validate)
+	if mutate != 0 {
+		t.Fatalf("writes no mutating rule can act on reached /mutate: %v %v", mutate, samples)
+	}
+	if validate < 21 {
+		t.Fatalf("positive control: %v validate requests, want at least 21", validate)
+	}
+
+	// An apply that empties the caBundle: preserved, one request.
+	blank := getAPIService(t, api.Name)
+	blank.Spec.CABundle = nil
+	if err := suite.client.Update(t.Context(), blank); err != nil {
+		t.Fatal(err)
+	}
+	if got := getAPIService(t, api.Name).Spec.CABundle; !bytes.Equal(got, a.CA().CertPEM()) {
+		t.Fatalf("stored caBundle %q, want the working one kept", got)
+	}
+	if mutate, samples = webhookRequests(t, metricsURL, "APIService", "mutate"); mutate != 1 ||
+		!slices.Contains(samples, `{kind="APIService",operation="UPDATE",verdict="patched",webhook="mutate"} 1`) {
+		t.Fatalf("after emptying the caBundle: %v mutate requests %v, want 1 patched", mutate, samples)
+	}
+
+	// An inject annotation makes the next write the mutator's business.
+	annotated := getAPIService(t, api.Name)
+	annotated.Annotations = map[string]string{"cert-manager.io/inject-ca-from": ns.Name + "/missing"}
+	_ = suite.client.Update(t.Context(), annotated) // the missing source is a warning
+	if mutate, samples = webhookRequests(t, metricsURL, "APIService", "mutate"); mutate != 2 {
+		t.Fatalf("after the inject annotation: %v mutate requests %v, want 2", mutate, samples)
+	}
 }

@@ -115,7 +115,7 @@ func TestK0sOrdinaryConfigMapsNeverReachTheGuard(t *testing.T) {
 	if n != 2 {
 		t.Fatalf("want exactly 2 ConfigMap admission requests after the positive control, got %v %v", n, samples)
 	}
-	if want := `{kind="ConfigMap",operation="CREATE",verdict="allowed"} 2`; !slices.Contains(samples, want) {
+	if want := `{kind="ConfigMap",operation="CREATE",verdict="allowed",webhook="validate"} 2`; !slices.Contains(samples, want) {
 		t.Errorf("want the sample %s, got %v", want, samples)
 	}
 }
@@ -397,8 +397,15 @@ func useGuardWithMetrics(t *testing.T) string {
 
 // admissionRequests scrapes the guard's metrics and returns the sum of
 // apiservice_guard_admission_requests_total over the samples of kind, and
-// those samples as `{kind="...",operation="...",verdict="..."} value`.
+// those samples as `{kind="...",operation="...",verdict="...",webhook="..."} value`.
 func admissionRequests(t *testing.T, url, kind string) (float64, []string) {
+	t.Helper()
+	return webhookRequests(t, url, kind, "")
+}
+
+// webhookRequests is admissionRequests of one webhook (validate, mutate;
+// "" for both).
+func webhookRequests(t *testing.T, url, kind, webhook string) (float64, []string) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -420,12 +427,13 @@ func admissionRequests(t *testing.T, url, kind string) (float64, []string) {
 		for _, l := range m.GetLabel() {
 			labels[l.GetName()] = l.GetValue()
 		}
-		if labels["kind"] != kind {
+		if labels["kind"] != kind || webhook != "" && labels["webhook"] != webhook {
 			continue
 		}
 		v := m.GetCounter().GetValue()
 		total += v
-		samples = append(samples, fmt.Sprintf(`{kind=%q,operation=%q,verdict=%q} %v`, labels["kind"], labels["operation"], labels["verdict"], v))
+		samples = append(samples, fmt.Sprintf(`{kind=%q,operation=%q,verdict=%q,webhook=%q} %v`,
+			labels["kind"], labels["operation"], labels["verdict"], labels["webhook"], v))
 	}
 	slices.Sort(samples)
 	return total, samples

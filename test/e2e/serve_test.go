@@ -82,7 +82,7 @@ func TestServingEndpoints(t *testing.T) {
 	}
 	metrics := get(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
 	for _, m := range []string{
-		`apiservice_guard_admission_requests_total{kind="APIService",operation="CREATE",verdict="allowed"} 1`,
+		`apiservice_guard_admission_requests_total{kind="APIService",operation="CREATE",verdict="allowed",webhook="validate"} 1`,
 		`apiservice_guard_findings_total{action="Warn",point="admission",rule="apiservice-insecure-skip-tls"} 1`,
 		`apiservice_guard_review_duration_seconds_count{kind="APIService"} 1`,
 	} {
