@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
@@ -184,4 +186,41 @@ func TestConfiguredControlPlaneCIDR(t *testing.T) {
 		allowed(t, allow, "apply", "-f", "-")
 		allowed(t, deny, "apply", "-f", "-")
 	})
+}
+
+// TestNetworkPolicyMetadataUpdatesNeverReachTheGuard: the networkpolicies
+// webhook's matchCondition sends an UPDATE only when the spec changes. 20
+// label-only updates cause no request; a CREATE, a spec change and a DELETE
+// cause one each.
+func TestNetworkPolicyMetadataUpdatesNeverReachTheGuard(t *testing.T) {
+	dumpGuardLogsOnFailure(t)
+	metricsURL := useGuardWithMetrics(t)
+	ns := "e2e-np-metadata"
+	create(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
+		Spec: networkingv1.NetworkPolicySpec{PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}}}
+	create(t, np)
+	for i := range 20 {
+		np.Labels = map[string]string{"e2e-revision": fmt.Sprint(i)}
+		if err := suite.client.Update(t.Context(), np); err != nil {
+			t.Fatalf("label update %d: %v", i, err)
+		}
+	}
+	if n, samples := webhookRequests(t, metricsURL, "NetworkPolicy", "validate"); n != 1 {
+		t.Fatalf("1 CREATE and 20 label updates: %v requests %v, want 1 (the CREATE)", n, samples)
+	}
+	np.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}
+	if err := suite.client.Update(t.Context(), np); err != nil {
+		t.Fatal(err)
+	}
+	if err := suite.client.Delete(t.Context(), np); err != nil {
+		t.Fatal(err)
+	}
+	n, samples := webhookRequests(t, metricsURL, "NetworkPolicy", "validate")
+	want := []string{`{kind="NetworkPolicy",operation="CREATE",verdict="allowed",webhook="validate"} 1`,
+		`{kind="NetworkPolicy",operation="DELETE",verdict="allowed",webhook="validate"} 1`,
+		`{kind="NetworkPolicy",operation="UPDATE",verdict="allowed",webhook="validate"} 1`}
+	if n != 3 || !slices.Equal(samples, want) {
+		t.Fatalf("after a spec change and a DELETE: %v requests %v, want %v", n, samples, want)
+	}
 }
