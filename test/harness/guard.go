@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -149,6 +150,41 @@ func (g *Guard) waitReady(timeout time.Duration) error {
 	}
 	return fmt.Errorf("guard not ready after %s", timeout)
 }
+
+// CPUTime is the CPU time (user and system) the guard process has used,
+// read from /proc: for CPU cost per review in benchmarks.
+func (g *Guard) CPUTime() (time.Duration, error) {
+	if g.cmd.Process == nil {
+		return 0, errors.New("guard not started")
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", g.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name, which is in parentheses and may hold
+	// spaces: utime and stime are the 14th and 15th fields of the line.
+	rest := string(data)
+	if i := strings.LastIndexByte(rest, ')'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields after the command", g.cmd.Process.Pid, len(f))
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: %w", g.cmd.Process.Pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's times: 100 on
+// every Linux architecture Go supports.
+const clockTicks = 100
 
 // Stop sends SIGTERM and waits for the process to exit (SIGKILL after 30s).
 // It returns the process's exit error, nil for a clean exit.

@@ -4,12 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,7 +21,6 @@ import (
 	"apiservice-guard.io/apiservice-guard/certs"
 	"apiservice-guard.io/apiservice-guard/servingcert"
 	"apiservice-guard.io/apiservice-guard/test/harness"
-	"apiservice-guard.io/apiservice-guard/webhook"
 )
 
 // reviewBody is an AdmissionReview of a NetworkPolicy CREATE in an ordinary
@@ -132,60 +128,16 @@ func BenchmarkInstalled(b *testing.B) {
 	b.Run("writes", func(b *testing.B) { benchWrites(b) })
 }
 
-// benchTLS sends b.N reviews from conc goroutines and reports reviews/s,
-// p50 and p99, and (rotating) the rotations asked for and failed reviews.
+// benchTLS sends b.N reviews from conc goroutines (benchReviews) and, when
+// rotating, reports the rotations asked for meanwhile.
 func benchTLS(b *testing.B, g *guard, conc int, rotating bool) {
-	client := trustedClient(b, conc)
 	var rotations *atomic.Int64
 	if rotating {
 		rotations = rotateEvery(b, 500*time.Millisecond)
 	}
-	var failed atomic.Int64
-	var mu sync.Mutex
-	var durations []time.Duration
-	var next atomic.Int64
-	b.ResetTimer()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range conc {
-		wg.Go(func() {
-			var mine []time.Duration
-			for next.Add(1) <= int64(b.N) {
-				t0 := time.Now()
-				resp, err := client.Post("https://"+g.addr+webhook.ValidatePath, "application/json", strings.NewReader(reviewBody))
-				if err == nil {
-					_, err = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if err == nil && resp.StatusCode != http.StatusOK {
-						err = errors.New(resp.Status)
-					}
-				}
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				mine = append(mine, time.Since(t0))
-			}
-			mu.Lock()
-			durations = append(durations, mine...)
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	slices.Sort(durations)
-	if len(durations) > 0 {
-		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "reviews/s")
-		b.ReportMetric(float64(durations[len(durations)/2].Microseconds()), "p50-µs")
-		b.ReportMetric(float64(durations[len(durations)*99/100].Microseconds()), "p99-µs")
-	}
-	b.ReportMetric(float64(failed.Load()), "failed")
+	benchReviews(b, g.addr, reviewBody, conc, nil)
 	if rotations != nil {
 		b.ReportMetric(float64(rotations.Load()), "rotations")
-	}
-	if failed.Load() > 0 {
-		b.Errorf("%d of %d reviews failed", failed.Load(), b.N)
 	}
 }
 

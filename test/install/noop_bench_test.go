@@ -1,0 +1,321 @@
+package install
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"apiservice-guard.io/apiservice-guard/test/harness"
+	"apiservice-guard.io/apiservice-guard/webhook"
+)
+
+// Namespaces and names of the writes BenchmarkAgainstNoOp times.
+const (
+	benchPlainNS   = "bench-plain"
+	benchBackendNS = "bench-backend"
+	benchAPI       = "v1beta1.bench.apiservice-guard.io"
+	benchWorkerCM  = "worker-config-default-1.31"
+)
+
+// apiServiceUpdateBody is an AdmissionReview of an APIService UPDATE (a
+// label changed) of an adapter whose Service and pods exist: every
+// APIService rule runs.
+var apiServiceUpdateBody = func() string {
+	api := `{"apiVersion":"apiregistration.k8s.io/v1","kind":"APIService","metadata":{"name":"` + benchAPI + `","labels":{"rev":"%d"}},` +
+		`"spec":{"group":"bench.apiservice-guard.io","version":"v1beta1","groupPriorityMinimum":100,"versionPriority":100,` +
+		`"insecureSkipTLSVerify":true,"service":{"namespace":"` + benchBackendNS + `","name":"adapter","port":443}}}`
+	return `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"b2",` +
+		`"kind":{"group":"apiregistration.k8s.io","version":"v1","kind":"APIService"},` +
+		`"resource":{"group":"apiregistration.k8s.io","version":"v1","resource":"apiservices"},` +
+		`"name":"` + benchAPI + `","operation":"UPDATE","userInfo":{"username":"bench"},` +
+		`"object":` + fmt.Sprintf(api, 2) + `,"oldObject":` + fmt.Sprintf(api, 1) + `}}`
+}()
+
+// BenchmarkAgainstNoOp compares the guard, as installed from manifests/
+// (self-managed, its webhook configurations with failurePolicy Fail), with
+// the cheapest webhook anyone could write (noopWebhook: same Service, same
+// TLS certificate, same webhook configurations and matchConditions) and
+// with no webhook at all:
+//
+//   - writes: writes through the real kube-apiserver in alternating blocks
+//     (none, no-op, guard), each kind timed on its own: NetworkPolicy
+//     create, update and delete in an ordinary namespace and in a backend's
+//     namespace (a policy isolating the adapter, so every rule judges it),
+//     an APIService update, a k0s worker-config update;
+//   - tls: reviews sent straight to each webhook's port over TLS at
+//     concurrency 1 to 64, an ordinary-namespace NetworkPolicy CREATE and an
+//     APIService UPDATE: reviews/s, p50, p99, and for the guard the CPU
+//     time its process used per review.
+func BenchmarkAgainstNoOp(b *testing.B) {
+	fresh(b)
+	g := startGuard(b)
+	b.Cleanup(func() { _ = g.Stop() })
+	if err := suite.cp.Network.Balance(suite.service, g.addr); err != nil {
+		b.Fatal(err)
+	}
+	noop := startNoopWebhook(b)
+	setUpBenchState(b)
+	b.Run("writes", func(b *testing.B) { benchWritesAgainstNoOp(b, g, noop) })
+	for _, body := range []struct{ name, body string }{{"networkpolicy-ordinary", reviewBody}, {"apiservice-update", apiServiceUpdateBody}} {
+		for _, conc := range []int{1, 4, 16, 64} {
+			for _, target := range []string{"noop", "guard"} {
+				b.Run(fmt.Sprintf("tls/%s/%s/concurrency=%d", body.name, target, conc), func(b *testing.B) {
+					addr, cpu := noop.addr, (*harness.Guard)(nil)
+					if target == "guard" {
+						addr, cpu = g.addr, g.Guard
+					}
+					benchReviews(b, addr, body.body, conc, cpu)
+				})
+			}
+		}
+	}
+}
+
+// setUpBenchState creates what the writes need: the two namespaces, an
+// adapter (Service 443 -> 6443, a pod with an IP, an APIService) in the
+// backend namespace, and a k0s worker-config ConfigMap.
+func setUpBenchState(b *testing.B) {
+	ctx := b.Context()
+	ensureNamespace(b, benchPlainNS)
+	ensureNamespace(b, benchBackendNS)
+	labels := map[string]string{"app": "adapter"}
+	objs := []client.Object{
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: benchBackendNS, Name: "adapter"}, Spec: corev1.ServiceSpec{
+			Selector: labels, Ports: []corev1.ServicePort{{Name: "https", Port: 443, TargetPort: intstr.FromInt32(6443)}}}},
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: benchBackendNS, Name: "adapter-0", Labels: labels}, Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "adapter", Image: "adapter", Ports: []corev1.ContainerPort{{Name: "https", ContainerPort: 6443}}}}}},
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: benchWorkerCM, Labels: map[string]string{
+			"app.kubernetes.io/managed-by": "k0s", "app.kubernetes.io/component": "worker-config"}},
+			Data: map[string]string{"konnectivity": `{"enabled":true,"agentPort":8132}`}},
+	}
+	port := int32(443)
+	objs = append(objs, &apiregv1.APIService{ObjectMeta: metav1.ObjectMeta{Name: benchAPI}, Spec: apiregv1.APIServiceSpec{
+		Group: "bench.apiservice-guard.io", Version: "v1beta1", GroupPriorityMinimum: 100, VersionPriority: 100, InsecureSkipTLSVerify: true,
+		Service: &apiregv1.ServiceReference{Namespace: benchBackendNS, Name: "adapter", Port: &port}}})
+	for _, o := range objs {
+		if err := suite.cp.Client.Create(ctx, o); err != nil && !strings.Contains(err.Error(), "already exists") {
+			b.Fatalf("creating %T %s: %v", o, o.GetName(), err)
+		}
+	}
+	pod := &corev1.Pod{}
+	if err := suite.cp.Client.Get(ctx, client.ObjectKey{Namespace: benchBackendNS, Name: "adapter-0"}, pod); err != nil {
+		b.Fatal(err)
+	}
+	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.244.9.9", PodIPs: []corev1.PodIP{{IP: "10.244.9.9"}}}
+	if err := suite.cp.Client.Status().Update(ctx, pod); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// benchWrite is one kind of write: do makes the i-th write of the kind.
+type benchWrite struct {
+	name string
+	do   func(ctx context.Context, i int) error
+}
+
+// benchWriteKinds are the writes timed, in the order a block makes them.
+func benchWriteKinds() []benchWrite {
+	var out []benchWrite
+	for _, ns := range []struct{ label, name string }{{"ordinary", benchPlainNS}, {"backend", benchBackendNS}} {
+		np := func(i int) *networkingv1.NetworkPolicy {
+			// In the backend namespace it isolates the adapter (and
+			// admits everyone on 6443): every rule judges it.
+			return &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns.name, Name: fmt.Sprintf("w-%d", i)},
+				Spec: networkingv1.NetworkPolicySpec{PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "adapter"}},
+					Ingress: []networkingv1.NetworkPolicyIngressRule{{Ports: []networkingv1.NetworkPolicyPort{{Port: ptr(intstr.FromInt32(6443))}}}}}}
+		}
+		c := suite.cp.Client
+		out = append(out,
+			benchWrite{"networkpolicy-" + ns.label + "-create", func(ctx context.Context, i int) error { return c.Create(ctx, np(i)) }},
+			benchWrite{"networkpolicy-" + ns.label + "-update", func(ctx context.Context, i int) error {
+				p := &networkingv1.NetworkPolicy{}
+				if err := c.Get(ctx, client.ObjectKeyFromObject(np(i)), p); err != nil {
+					return err
+				}
+				p.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}
+				return c.Update(ctx, p)
+			}},
+			benchWrite{"networkpolicy-" + ns.label + "-delete", func(ctx context.Context, i int) error { return c.Delete(ctx, np(i)) }},
+		)
+	}
+	out = append(out,
+		benchWrite{"apiservice-update", func(ctx context.Context, i int) error {
+			api := &apiregv1.APIService{}
+			if err := suite.cp.Client.Get(ctx, client.ObjectKey{Name: benchAPI}, api); err != nil {
+				return err
+			}
+			api.Labels = map[string]string{"rev": fmt.Sprint(i)}
+			return suite.cp.Client.Update(ctx, api)
+		}},
+		benchWrite{"k0s-worker-config-update", func(ctx context.Context, i int) error {
+			cm := &corev1.ConfigMap{}
+			if err := suite.cp.Client.Get(ctx, client.ObjectKey{Namespace: "kube-system", Name: benchWorkerCM}, cm); err != nil {
+				return err
+			}
+			cm.Data["konnectivity"] = fmt.Sprintf(`{"enabled":true,"agentPort":%d}`, 8132+i%2)
+			return suite.cp.Client.Update(ctx, cm)
+		}},
+	)
+	return out
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// benchWritesAgainstNoOp times every kind of write in 6 rounds of blocks of
+// 15 writes per kind, alternating none, no-op and guard (the rounds are
+// fixed, whatever b.N); a write that fails fails the benchmark. It reports
+// each kind's p50 and p99 per mode and the ratios guard/no-op and
+// guard/none, and logs them as a table.
+func benchWritesAgainstNoOp(b *testing.B, g *guard, noop *noopWebhook) {
+	// The rounds are the measurement: b.Loop makes the framework run this
+	// function once, whatever -benchtime (metrics reported before it would
+	// be reset).
+	for b.Loop() {
+	}
+	modes := []string{"none", "noop", "guard"}
+	kinds := benchWriteKinds()
+	times := map[string]map[string][]time.Duration{} // mode -> kind -> times
+	for _, m := range modes {
+		times[m] = map[string][]time.Duration{}
+	}
+	const rounds, perBlock = 6, 15
+	seq := 0
+	registered := true
+	for range rounds {
+		for _, mode := range modes {
+			switch mode {
+			case "none":
+				kubectl(b, "", "delete", "validatingwebhookconfiguration,mutatingwebhookconfiguration", "apiservice-guard", "--ignore-not-found")
+				time.Sleep(time.Second) // the API server's informer drops them
+				registered = false
+			default:
+				to := g.addr
+				if mode == "noop" {
+					to = noop.addr
+				}
+				if err := suite.cp.Network.Balance(suite.service, to); err != nil {
+					b.Fatal(err)
+				}
+				if !registered {
+					kubectl(b, webhookManifest(b, nil), "apply", "-f", "-")
+					registered = true
+				}
+				eventually(b, 20*time.Second, "the webhooks trust the guard", func() bool { return trustsSecret(b) })
+				eventually(b, 20*time.Second, "a NetworkPolicy passes the webhook", func() bool { return networkPolicyPasses(b) == nil })
+			}
+			for range perBlock {
+				seq++
+				for _, k := range kinds {
+					t0 := time.Now()
+					if err := k.do(b.Context(), seq); err != nil {
+						b.Fatalf("%s, %s: %v", mode, k.name, err)
+					}
+					times[mode][k.name] = append(times[mode][k.name], time.Since(t0))
+				}
+			}
+		}
+	}
+	pct := func(mode, kind string, q int) time.Duration {
+		d := slices.Sorted(slices.Values(times[mode][kind]))
+		return d[(len(d)-1)*q/100]
+	}
+	var table strings.Builder
+	table.WriteString("| write | none p50 | no-op p50 | guard p50 | guard/no-op p50 | guard/no-op p99 | guard/none p50 | guard/none p99 |\n|---|---|---|---|---|---|---|---|\n")
+	for _, k := range kinds {
+		ratio := func(a, c string, q int) float64 { return float64(pct(a, k.name, q)) / float64(pct(c, k.name, q)) }
+		for _, mode := range modes {
+			b.ReportMetric(float64(pct(mode, k.name, 50).Microseconds()), k.name+"/"+mode+"-p50-µs")
+			b.ReportMetric(float64(pct(mode, k.name, 99).Microseconds()), k.name+"/"+mode+"-p99-µs")
+		}
+		b.ReportMetric(ratio("guard", "noop", 50), k.name+"/guard:noop-p50")
+		b.ReportMetric(ratio("guard", "noop", 99), k.name+"/guard:noop-p99")
+		b.ReportMetric(ratio("guard", "none", 50), k.name+"/guard:none-p50")
+		b.ReportMetric(ratio("guard", "none", 99), k.name+"/guard:none-p99")
+		fmt.Fprintf(&table, "| %s | %d µs | %d µs | %d µs | %.2f | %.2f | %.2f | %.2f |\n", k.name,
+			pct("none", k.name, 50).Microseconds(), pct("noop", k.name, 50).Microseconds(), pct("guard", k.name, 50).Microseconds(),
+			ratio("guard", "noop", 50), ratio("guard", "noop", 99), ratio("guard", "none", 50), ratio("guard", "none", 99))
+	}
+	b.Logf("%d writes of each kind per mode, in %d rounds:\n%s", rounds*perBlock, rounds, table.String())
+	if err := suite.cp.Network.Balance(suite.service, g.addr); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// benchReviews sends b.N copies of body to the webhook at addr from conc
+// goroutines over TLS and reports reviews/s, p50 and p99; with guard set,
+// the CPU time its process used per review. A failed review fails the
+// benchmark.
+func benchReviews(b *testing.B, addr, body string, conc int, guard *harness.Guard) {
+	client := trustedClient(b, conc)
+	var failed atomic.Int64
+	var mu sync.Mutex
+	var durations []time.Duration
+	var next atomic.Int64
+	var cpu0 time.Duration
+	if guard != nil {
+		var err error
+		if cpu0, err = guard.CPUTime(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Go(func() {
+			var mine []time.Duration
+			for next.Add(1) <= int64(b.N) {
+				t0 := time.Now()
+				resp, err := client.Post("https://"+addr+webhook.ValidatePath, "application/json", strings.NewReader(body))
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if err == nil && resp.StatusCode != http.StatusOK {
+						err = fmt.Errorf("HTTP %s", resp.Status)
+					}
+				}
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			durations = append(durations, mine...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if guard != nil {
+		cpu1, err := guard.CPUTime()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(b.N), "cpu-µs/review")
+	}
+	slices.Sort(durations)
+	if len(durations) > 0 {
+		b.ReportMetric(float64(len(durations))/elapsed.Seconds(), "reviews/s")
+		b.ReportMetric(float64(durations[len(durations)/2].Microseconds()), "p50-µs")
+		b.ReportMetric(float64(durations[(len(durations)-1)*99/100].Microseconds()), "p99-µs")
+	}
+	if failed.Load() > 0 {
+		b.Fatalf("%d of %d reviews failed", failed.Load(), b.N)
+	}
+}
