@@ -27,8 +27,9 @@ func RegisterMutator(srv ctrlwebhook.Server, m *Mutator) {
 }
 
 // Handler returns the HTTP handler for a validator or a mutator, as Register
-// serves it.
+// serves it: one strict decode of each AdmissionReview (serveReviews), with
+// panics recovered into 500 responses.
 func Handler(h admission.Handler) http.Handler {
 	hook := &admission.Webhook{Handler: h}
-	return strictReviews(hook.WithRecoverPanic(true))
+	return serveReviews(hook.WithRecoverPanic(true))
 }

@@ -1,8 +1,8 @@
 package webhook
 
 import (
-	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,56 +16,73 @@ import (
 // objects of at most 3 MiB each plus the envelope.
 const maxBodyBytes = 7 << 20
 
-// strictReviews checks the AdmissionReview envelope before controller-runtime
-// decodes it, which is lenient: the body must be an admission.k8s.io
-// AdmissionReview with a request and a uid, and have no unknown or duplicate
-// fields. Objects inside the review are left to the handler. Bodies over the
-// size limit are passed through for controller-runtime to refuse (413).
-func strictReviews(next http.Handler) http.Handler {
+// serveReviews serves AdmissionReviews to hook with one decode of each
+// body: the envelope is checked strictly while it is decoded (it must be an
+// admission.k8s.io AdmissionReview with a request and a uid, and have no
+// unknown or duplicate fields; objects inside the review are left to the
+// handler), and the decoded request goes to hook.Handle, which recovers
+// panics and completes the response. Errors are answered as
+// controller-runtime answers them: an empty body, a wrong content type or an
+// undecodable review is a 400, a body over the size limit a 413, each as an
+// AdmissionReview response. The response has the request's API version.
+func serveReviews(hook *admission.Webhook) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Body == nil {
-			next.ServeHTTP(w, r)
+		if r.Body == nil || r.Body == http.NoBody {
+			writeError(w, http.StatusBadRequest, errors.New("request body is empty"))
 			return
 		}
+		defer r.Body.Close()
 		body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
 		if err != nil {
 			writeError(w, http.StatusBadRequest, fmt.Errorf("reading request body: %w", err))
 			return
 		}
-		if len(body) <= maxBodyBytes && len(bytes.TrimSpace(body)) > 0 {
-			if err := checkEnvelope(body); err != nil {
-				writeError(w, http.StatusBadRequest, err)
-				return
-			}
+		if len(body) > maxBodyBytes {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request entity is too large; limit is %d bytes", maxBodyBytes))
+			return
 		}
-		r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), r.Body))
+		if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("contentType=%s, expected application/json", ct))
+			return
+		}
+		ar, err := decodeEnvelope(body)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		ctx := r.Context()
 		if t := r.URL.Query().Get("timeout"); t != "" {
-			r = r.WithContext(withCallerTimeout(r.Context(), t))
+			ctx = withCallerTimeout(ctx, t)
 		}
-		next.ServeHTTP(w, r)
+		resp := hook.Handle(ctx, admission.Request{AdmissionRequest: *ar.Request})
+		out := admissionv1.AdmissionReview{Response: &resp.AdmissionResponse}
+		out.APIVersion, out.Kind = ar.APIVersion, "AdmissionReview"
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(out)
 	})
 }
 
-// checkEnvelope validates the AdmissionReview wrapper.
-func checkEnvelope(body []byte) error {
+// decodeEnvelope decodes an AdmissionReview strictly and checks its
+// envelope.
+func decodeEnvelope(body []byte) (*admissionv1.AdmissionReview, error) {
 	var ar admissionv1.AdmissionReview
 	strictErrs, err := sigsjson.UnmarshalStrict(body, &ar)
 	if err != nil {
-		return fmt.Errorf("body is not a JSON AdmissionReview: %w", err)
+		return nil, fmt.Errorf("body is not a JSON AdmissionReview: %w", err)
 	}
 	if len(strictErrs) > 0 {
-		return fmt.Errorf("invalid AdmissionReview: %w", strictErrs[0])
+		return nil, fmt.Errorf("invalid AdmissionReview: %w", strictErrs[0])
 	}
 	if ar.APIVersion != "admission.k8s.io/v1" && ar.APIVersion != "admission.k8s.io/v1beta1" || ar.Kind != "AdmissionReview" {
-		return fmt.Errorf("body is a %s %s, want an admission.k8s.io/v1 AdmissionReview", ar.APIVersion, ar.Kind)
+		return nil, fmt.Errorf("body is a %s %s, want an admission.k8s.io/v1 AdmissionReview", ar.APIVersion, ar.Kind)
 	}
 	if ar.Request == nil {
-		return fmt.Errorf("AdmissionReview has no request")
+		return nil, fmt.Errorf("AdmissionReview has no request")
 	}
 	if ar.Request.UID == "" {
-		return fmt.Errorf("AdmissionReview request has no uid")
+		return nil, fmt.Errorf("AdmissionReview request has no uid")
 	}
-	return nil
+	return &ar, nil
 }
 
 // writeError answers like controller-runtime does: HTTP 200 with an

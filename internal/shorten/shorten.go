@@ -54,10 +54,23 @@ func Join(items []string, sep, more string, budget int) string {
 // objects (control characters, escape sequences, other non-printable
 // runes, invalid UTF-8) with "?", and cuts it to at most n bytes.
 func Printable(s string, n int) string {
+	if printableASCII(s) {
+		return String(s, n) // the common case, with no rune to look at
+	}
 	return String(strings.Map(func(r rune) rune {
 		if r == utf8.RuneError || !unicode.IsPrint(r) {
 			return '?'
 		}
 		return r
 	}, s), n)
+}
+
+// printableASCII reports whether s is all printable ASCII (space to '~').
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
 }

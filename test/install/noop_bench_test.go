@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -60,9 +61,16 @@ var apiServiceUpdateBody = func() string {
 //     concurrency 1 to 64, an ordinary-namespace NetworkPolicy CREATE and an
 //     APIService UPDATE: reviews/s, p50, p99, and for the guard the CPU
 //     time its process used per review.
+//
+// With GUARD_CPUPROFILE=<file> the guard's CPU profile of the tls/guard
+// sub-benchmarks is written to <file>.<name>.
 func BenchmarkAgainstNoOp(b *testing.B) {
 	fresh(b)
-	g := startGuard(b)
+	pprofPort, err := harness.FreePort()
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := startGuard(b, fmt.Sprintf("--pprof-bind-address=127.0.0.1:%d", pprofPort))
 	b.Cleanup(func() { _ = g.Stop() })
 	if err := suite.cp.Network.Balance(suite.service, g.addr); err != nil {
 		b.Fatal(err)
@@ -78,9 +86,39 @@ func BenchmarkAgainstNoOp(b *testing.B) {
 					if target == "guard" {
 						addr, cpu = g.addr, g.Guard
 					}
+					if cpu != nil && os.Getenv("GUARD_CPUPROFILE") != "" {
+						wait := profileGuard(b, pprofPort, fmt.Sprintf("%s.%s-%d", os.Getenv("GUARD_CPUPROFILE"), body.name, conc))
+						defer wait()
+					}
 					benchReviews(b, addr, body.body, conc, cpu)
 				})
 			}
+		}
+	}
+}
+
+// profileGuard takes a 3 s CPU profile of the guard (its
+// /debug/pprof/profile) while the caller runs, and returns a function that
+// waits for it and writes it to file: run the benchmark for longer than
+// 3 s (-benchtime) for a profile of it alone.
+func profileGuard(b *testing.B, port int, file string) (wait func()) {
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=3", port))
+		if err != nil {
+			done <- err
+			return
+		}
+		defer resp.Body.Close()
+		data, err := io.ReadAll(resp.Body)
+		if err == nil {
+			err = os.WriteFile(file, data, 0o644)
+		}
+		done <- err
+	}()
+	return func() {
+		if err := <-done; err != nil {
+			b.Errorf("profiling the guard: %v", err)
 		}
 	}
 }

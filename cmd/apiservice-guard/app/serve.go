@@ -41,6 +41,7 @@ type serveOptions struct {
 	port              int
 	metricsAddr       string
 	probeAddr         string
+	pprofAddr         string
 	controlPlaneCIDRs []string
 	zap               zap.Options
 
@@ -82,6 +83,7 @@ func newServeCommand() *cobra.Command {
 	f.IntVar(&o.port, "port", 9443, "port the webhook server listens on")
 	f.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", `Prometheus metrics address; "0" disables`)
 	f.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	f.StringVar(&o.pprofAddr, "pprof-bind-address", "", `address of Go's /debug/pprof profiles, for profiling the guard; "" (the default) disables`)
 	f.StringArrayVar(&o.controlPlaneCIDRs, "control-plane-cidr", nil,
 		"CIDR the control plane connects from (repeatable), e.g. a GKE master-ipv4-cidr")
 	f.DurationVar(&o.caBundleSyncInterval, "cabundle-sync-interval", cabundle.DefaultInterval,
@@ -264,6 +266,7 @@ func newManager(restCfg *rest.Config, o *serveOptions, servePair func(*tls.Confi
 		Cache:                   cluster.CacheOptions(scheme),
 		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
 		HealthProbeBindAddress:  o.probeAddr,
+		PprofBindAddress:        o.pprofAddr,
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        "apiservice-guard-leader",
 		LeaderElectionNamespace: o.leaderElectionNamespace,
