@@ -151,13 +151,18 @@ func (g *Guard) waitReady(timeout time.Duration) error {
 	return fmt.Errorf("guard not ready after %s", timeout)
 }
 
-// CPUTime is the CPU time (user and system) the guard process has used,
-// read from /proc: for CPU cost per review in benchmarks.
-func (g *Guard) CPUTime() (time.Duration, error) {
+// PID is the guard process's ID; 0 before it starts.
+func (g *Guard) PID() int {
 	if g.cmd.Process == nil {
-		return 0, errors.New("guard not started")
+		return 0
 	}
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", g.cmd.Process.Pid))
+	return g.cmd.Process.Pid
+}
+
+// ProcessCPUTime is the CPU time (user and system) process pid has used,
+// read from /proc/<pid>/stat.
+func ProcessCPUTime(pid int) (time.Duration, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
 	}
@@ -169,13 +174,13 @@ func (g *Guard) CPUTime() (time.Duration, error) {
 	}
 	f := strings.Fields(rest)
 	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields after the command", g.cmd.Process.Pid, len(f))
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields after the command", pid, len(f))
 	}
 	var ticks int64
 	for _, s := range f[11:13] {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("/proc/%d/stat: %w", g.cmd.Process.Pid, err)
+			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
 		}
 		ticks += n
 	}

@@ -135,7 +135,7 @@ func benchTLS(b *testing.B, g *guard, conc int, rotating bool) {
 	if rotating {
 		rotations = rotateEvery(b, 500*time.Millisecond)
 	}
-	benchReviews(b, g.addr, reviewBody, conc, nil)
+	benchReviews(b, g.addr, reviewBody, conc, 0)
 	if rotations != nil {
 		b.ReportMetric(float64(rotations.Load()), "rotations")
 	}
