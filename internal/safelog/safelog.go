@@ -6,6 +6,8 @@ package safelog
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 
 	"github.com/go-logr/logr"
 
@@ -26,8 +28,15 @@ func Wrap(l logr.Logger) logr.Logger {
 	return logr.New(&sink{inner: inner})
 }
 
+// sink cleans what it logs. Values given to WithValues wait in pending
+// until the first line is logged through it: a request's logger carries
+// values for every request (controller-runtime's webhook adds six), and
+// most requests log nothing.
 type sink struct {
-	inner logr.LogSink
+	inner   logr.LogSink
+	pending []any
+	once    sync.Once
+	bound   logr.LogSink // inner with pending, once a line is logged
 }
 
 // Init reports the caller one frame further up, past this sink, when the
@@ -41,22 +50,32 @@ func (s *sink) Init(logr.RuntimeInfo) {
 func (s *sink) Enabled(level int) bool { return s.inner.Enabled(level) }
 
 func (s *sink) Info(level int, msg string, keysAndValues ...any) {
-	s.inner.Info(level, clean(msg), values(keysAndValues)...)
+	s.withPending().Info(level, clean(msg), values(keysAndValues)...)
 }
 
 func (s *sink) Error(err error, msg string, keysAndValues ...any) {
 	if err != nil {
 		err = errors.New(clean(err.Error()))
 	}
-	s.inner.Error(err, clean(msg), values(keysAndValues)...)
+	s.withPending().Error(err, clean(msg), values(keysAndValues)...)
+}
+
+// withPending is the inner sink with the pending values, cleaned and
+// bound the first time it is needed.
+func (s *sink) withPending() logr.LogSink {
+	if len(s.pending) == 0 {
+		return s.inner
+	}
+	s.once.Do(func() { s.bound = s.inner.WithValues(values(s.pending)...) })
+	return s.bound
 }
 
 func (s *sink) WithValues(keysAndValues ...any) logr.LogSink {
-	return &sink{inner: s.inner.WithValues(values(keysAndValues)...)}
+	return &sink{inner: s.inner, pending: slices.Concat(s.pending, keysAndValues)}
 }
 
 func (s *sink) WithName(name string) logr.LogSink {
-	return &sink{inner: s.inner.WithName(clean(name))}
+	return &sink{inner: s.inner.WithName(clean(name)), pending: s.pending}
 }
 
 func clean(s string) string { return shorten.Printable(s, MaxValueLength) }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"go.uber.org/zap/zapcore"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -61,5 +62,42 @@ func TestWrapCleansEverythingLogged(t *testing.T) {
 				t.Errorf("devel=%v: %q missing from the log:\n%s", devel, want, out)
 			}
 		}
+	}
+}
+
+// countingSink counts the calls to WithValues that reach it.
+type countingSink struct {
+	logr.LogSink
+	withValues *int
+}
+
+func (c countingSink) WithValues(kv ...any) logr.LogSink {
+	*c.withValues++
+	return countingSink{LogSink: c.LogSink.WithValues(kv...), withValues: c.withValues}
+}
+
+// TestValuesWaitForALine: values given to WithValues reach the inner sink
+// only when a line is logged, once however many lines follow, and still
+// cleaned; a logger that logs nothing costs its inner sink nothing.
+func TestValuesWaitForALine(t *testing.T) {
+	var buf bytes.Buffer
+	n := 0
+	inner := zap.New(zap.WriteTo(&buf))
+	l := safelog.Wrap(logr.New(countingSink{LogSink: inner.GetSink(), withValues: &n}))
+	for i := range 100 {
+		_ = l.WithValues("request", i, "name", "evil\x1b")
+	}
+	if n != 0 {
+		t.Fatalf("%d WithValues reached the inner sink for loggers that logged nothing", n)
+	}
+	r := l.WithValues("request", 7, "name", "evil\x1b")
+	r.Info("one")
+	r.Info("two")
+	if n != 1 {
+		t.Errorf("WithValues reached the inner sink %d times for two lines, want once", n)
+	}
+	out := buf.String()
+	if strings.Count(out, `"request":7`) != 2 || strings.Contains(out, "\x1b") || !strings.Contains(out, "evil?") {
+		t.Errorf("the pending values were not logged cleaned with each line:\n%s", out)
 	}
 }
