@@ -13,6 +13,7 @@ import (
 
 	"apiservice-guard.io/apiservice-guard/cluster"
 	"apiservice-guard.io/apiservice-guard/internal/shorten"
+	"apiservice-guard.io/apiservice-guard/internal/ttlcache"
 	"apiservice-guard.io/apiservice-guard/policies"
 )
 
@@ -39,8 +40,9 @@ func newHandler(o Options, webhook string) handler {
 		o.Scheme = cluster.NewScheme()
 	}
 	return handler{engine: o.Engine, view: o.View, decoder: newDecoder(o.Scheme),
-		budget:          newBudget(o.ReviewTimeout, o.LargeReview),
-		findingRecorder: findingRecorder{recorder: o.Recorder, metrics: o.Metrics, webhook: webhook}}
+		budget: newBudget(o.ReviewTimeout, o.LargeReview),
+		findingRecorder: findingRecorder{recorder: o.Recorder, metrics: o.Metrics, webhook: webhook,
+			emitted: ttlcache.NewSized(eventRepeatLimit, eventRepeatLimit*512, func(struct{}) int64 { return 0 })}}
 }
 
 // findingRecorder logs, counts and emits Events for findings, for both handlers.
@@ -49,7 +51,18 @@ type findingRecorder struct {
 	metrics  *Metrics
 	// webhook names the handler in the request metric: validate or mutate.
 	webhook string
+	// emitted holds the Events emitted in the last eventRepeat, by object,
+	// rule and message: a finding repeated within it (a controller
+	// re-applying the same object) is one Event. client-go would fold it
+	// into the same series; not building it saves a tenth of a review.
+	emitted *ttlcache.Cache[struct{}]
 }
+
+// Bounds of findingRecorder.emitted.
+const (
+	eventRepeat      = 10 * time.Second
+	eventRepeatLimit = 4096
+)
 
 var _ admission.Handler = (*Validator)(nil)
 
@@ -150,10 +163,16 @@ func (v *findingRecorder) record(ctx context.Context, r *policies.Review, findin
 			continue
 		}
 		if obj := eventTarget(r); obj != nil {
+			note := shorten.Printable(f.String(), 1000)
+			key := f.Object.Kind + "/" + f.Object.Namespace + "/" + f.Object.Name + "\x00" + f.Rule + "\x00" + note
+			if _, _, seen := v.emitted.Get(key); seen {
+				continue
+			}
+			v.emitted.Put(key, struct{}{}, nil, eventRepeat)
 			// The action is the rule name: client-go folds Events with the same
 			// object, reason and action into one series and keeps only the first
 			// note, so two rules must never share an action.
-			v.recorder.Eventf(obj, nil, "Warning", eventReason(f.Action), f.Rule, "%s", shorten.Printable(f.String(), 1000))
+			v.recorder.Eventf(obj, nil, "Warning", eventReason(f.Action), f.Rule, "%s", note)
 		}
 	}
 }
