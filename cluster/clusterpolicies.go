@@ -258,6 +258,9 @@ func (l *Live) FollowPolicyAPIs(ctx context.Context, interval time.Duration, cha
 			continue
 		}
 		err := l.WatchPolicyAPIs(ctx, served)
+		if ctx.Err() != nil {
+			return // stopping: not an error of the API
+		}
 		if changed != nil {
 			changed(l.PolicyAPIs(), err)
 		}

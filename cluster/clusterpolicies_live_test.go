@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"path/filepath"
 	"testing"
 	"time"
@@ -26,12 +27,21 @@ func TestFollowPolicyAPIs(t *testing.T) {
 		t.Fatalf("CiliumPolicies without the CRDs = %v, %v", ps, err)
 	}
 	changes := make(chan string, 4)
-	go l.FollowPolicyAPIs(ctx, 50*time.Millisecond, func(a PolicyAPIs, err error) {
-		if err != nil {
-			t.Errorf("adding the informers: %v", err)
-		}
-		changes <- a.String()
-	})
+	followCtx, stop := context.WithCancel(ctx)
+	followed := make(chan struct{})
+	go func() {
+		defer close(followed)
+		l.FollowPolicyAPIs(followCtx, 50*time.Millisecond, func(a PolicyAPIs, err error) {
+			if err != nil {
+				t.Errorf("adding the informers: %v", err)
+			}
+			select {
+			case changes <- a.String():
+			default:
+			}
+		})
+	}()
+	t.Cleanup(func() { stop(); <-followed }) // no callback after the test
 
 	crds := envtest.CRDInstallOptions{Paths: []string{
 		filepath.Join("..", "test", "crds", "ciliumnetworkpolicies.cilium.io.yaml"),
