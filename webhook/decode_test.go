@@ -11,8 +11,6 @@ import (
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"apiservice-guard.io/apiservice-guard/cluster"
-	"apiservice-guard.io/apiservice-guard/policies"
 	"apiservice-guard.io/apiservice-guard/webhook"
 )
 
@@ -24,18 +22,11 @@ import (
 // few microseconds (docs/benchmarks.md, write=no-backend-ns).
 func TestObjectsDecodedWhenRead(t *testing.T) {
 	port := int32(443)
-	view, err := cluster.NewStatic(&apiregv1.APIService{
+	engine, view := enforcing(t, &apiregv1.APIService{
 		ObjectMeta: metav1.ObjectMeta{Name: "v1beta1.external.metrics.k8s.io"},
 		Spec: apiregv1.APIServiceSpec{Group: "external.metrics.k8s.io", Version: "v1beta1",
 			Service: &apiregv1.ServiceReference{Namespace: "keda", Name: "keda-operator-metrics-apiserver", Port: &port}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine, err := policies.NewEngine(policies.Config{Mode: policies.ModeEnforce}, policies.DefaultRules())
-	if err != nil {
-		t.Fatal(err)
-	}
 	v := webhook.NewValidator(webhook.Options{Engine: engine, View: view})
 
 	const good = `{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"p","namespace":"%ns"},"spec":{"podSelector":{}}}`

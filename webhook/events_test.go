@@ -20,14 +20,7 @@ import (
 // within seconds (a controller re-applying it) is one Event; another object
 // gets its own.
 func TestRepeatedFindingIsOneEvent(t *testing.T) {
-	view, err := cluster.NewStatic()
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine, err := policies.NewEngine(policies.Config{Mode: policies.ModeEnforce}, policies.DefaultRules())
-	if err != nil {
-		t.Fatal(err)
-	}
+	engine, view := enforcing(t)
 	rec := events.NewFakeRecorder(100)
 	v := webhook.NewValidator(webhook.Options{Engine: engine, View: view, Recorder: rec})
 	review := func(name string) {
@@ -71,4 +64,19 @@ func TestRepeatedFindingIsOneEvent(t *testing.T) {
 	if n := count(); n != first {
 		t.Errorf("another object emitted %d Events, want %d", n, first)
 	}
+}
+
+// enforcing is an engine of the default rules in enforce mode and a static
+// view of objs: the setup of most handler tests.
+func enforcing(t testing.TB, objs ...runtime.Object) (*policies.Engine, *cluster.Static) {
+	t.Helper()
+	view, err := cluster.NewStatic(objs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine, err := policies.NewEngine(policies.Config{Mode: policies.ModeEnforce}, policies.DefaultRules())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return engine, view
 }

@@ -9,8 +9,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 
-	"apiservice-guard.io/apiservice-guard/cluster"
-	"apiservice-guard.io/apiservice-guard/policies"
 	"apiservice-guard.io/apiservice-guard/webhook"
 )
 
@@ -31,18 +29,11 @@ const ordinaryReview = `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionRev
 // in-process cost of an ordinary-namespace NetworkPolicy review.
 func BenchmarkHandler(b *testing.B) {
 	port := int32(443)
-	view, err := cluster.NewStatic(&apiregv1.APIService{
+	engine, view := enforcing(b, &apiregv1.APIService{
 		ObjectMeta: metav1.ObjectMeta{Name: "v1beta1.external.metrics.k8s.io"},
 		Spec: apiregv1.APIServiceSpec{Group: "external.metrics.k8s.io", Version: "v1beta1",
 			Service: &apiregv1.ServiceReference{Namespace: "keda", Name: "keda-operator-metrics-apiserver", Port: &port}},
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	engine, err := policies.NewEngine(policies.Config{Mode: policies.ModeEnforce}, policies.DefaultRules())
-	if err != nil {
-		b.Fatal(err)
-	}
 	h := webhook.Handler(webhook.NewValidator(webhook.Options{Engine: engine, View: view}))
 	body := []byte(ordinaryReview)
 	post := func() *httptest.ResponseRecorder {

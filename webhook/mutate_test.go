@@ -18,8 +18,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"apiservice-guard.io/apiservice-guard/certs"
-	"apiservice-guard.io/apiservice-guard/cluster"
-	"apiservice-guard.io/apiservice-guard/policies"
 	"apiservice-guard.io/apiservice-guard/webhook"
 )
 
@@ -37,14 +35,7 @@ func TestMutatorPatch(t *testing.T) {
 			Annotations: map[string]string{cmapi.AllowsInjectionFromSecretAnnotation: "true"}},
 		Data: map[string][]byte{"ca.crt": ca.CertPEM()},
 	}
-	view, err := cluster.NewStatic(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine, err := policies.NewEngine(policies.Config{Mode: policies.ModeEnforce}, policies.DefaultRules())
-	if err != nil {
-		t.Fatal(err)
-	}
+	engine, view := enforcing(t, secret)
 	m := webhook.NewMutator(webhook.Options{Engine: engine, View: view})
 
 	// As a client would write it: fields in its own order, an unknown
@@ -96,14 +87,7 @@ func TestMutatorPatch(t *testing.T) {
 // TestMutatorNamesFieldManager: the request's field manager (from its
 // options) is who apiservice-cabundle-preserve names.
 func TestMutatorNamesFieldManager(t *testing.T) {
-	view, err := cluster.NewStatic()
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine, err := policies.NewEngine(policies.Config{Mode: policies.ModeEnforce}, policies.DefaultRules())
-	if err != nil {
-		t.Fatal(err)
-	}
+	engine, view := enforcing(t)
 	m := webhook.NewMutator(webhook.Options{Engine: engine, View: view})
 	ca, err := certs.NewCA("ca", time.Hour)
 	if err != nil {
