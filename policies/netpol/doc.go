@@ -89,7 +89,7 @@
 //
 // CompileCilium builds a separate model, for clusters whose CNI is Cilium
 // (CiliumNetworkPolicy and CiliumClusterwideNetworkPolicy, read into small
-// structs of our own; ingress only so far). Following Cilium's policy
+// structs of our own), selected by Set.WithCilium. Following Cilium's policy
 // documentation: a rule selects pods by endpointSelector (a namespaced
 // policy in its namespace only), with label sources (k8s:, any:) ignored
 // and a pod's namespace and namespace labels as io.kubernetes.pod.namespace
@@ -106,4 +106,9 @@
 // match mode does; toPorts take numbers, names, endPort ranges and
 // TCP/UDP/SCTP/ANY; L7 rules change nothing; fromNodes and CIDR groups
 // match nothing (the guard knows no node labels and resolves no groups).
+// Egress is the mirror image (egress, egressDeny, to... peers), without
+// the own-node exception. NetworkPolicies join Cilium's union: a pod any of
+// them or any Cilium rule selects is in default deny for the direction, any
+// allow of either admits, and NetworkPolicy ipBlocks, like Cilium CIDRs,
+// match addresses outside the cluster only.
 package netpol
