@@ -41,10 +41,13 @@ func clusterChangeFor(ctx context.Context, r *Review, v cluster.View) *clusterCh
 			ch := &clusterChange{before: layers, after: layers, namespace: ref.Namespace,
 				reviewed: netpol.PolicyRef{Namespace: ref.Namespace, Name: ref.Name}}
 			// Both sides by Cilium's model, even when the write makes the
-			// first Cilium policy or removes the last one.
-			ch.before.cilium = layers.cilium.Replace(nil, nil)
-			if notInForce {
+			// first Cilium policy or removes the last one (Replace of a
+			// nil set is an empty one, not nil).
+			switch {
+			case notInForce:
 				ch.before.cilium = layers.cilium.Replace(ref, nil)
+			case layers.cilium == nil:
+				ch.before.cilium = layers.cilium.Replace(nil, nil)
 			}
 			ch.after.cilium = layers.cilium.Replace(ref, cp)
 			return ch
@@ -65,16 +68,18 @@ func clusterChangeFor(ctx context.Context, r *Review, v cluster.View) *clusterCh
 		others := slices.DeleteFunc(slices.Clone(current), func(c *cnpv1beta1.ClusterNetworkPolicy) bool {
 			return kindOf(c) == kind && c.Name == ref.Name
 		})
-		before := current
-		if notInForce {
-			before = others
-		}
 		after := others
 		if p != nil {
 			after = append(slices.Clone(others), p)
 		}
+		// Before is the tiers in force (layers.tiers, compiled once for
+		// every review), or without the reviewed policy when it is not in
+		// force yet.
 		ch := &clusterChange{before: layers, after: layers, reviewed: netpol.PolicyRef{Name: ref.Name}}
-		ch.before.tiers, ch.after.tiers = netpol.CompileTiers(before), netpol.CompileTiers(after)
+		if notInForce {
+			ch.before.tiers = netpol.CompileTiers(others)
+		}
+		ch.after.tiers = netpol.CompileTiers(after)
 		return ch
 	})
 }

@@ -410,6 +410,9 @@ func (t *Tiers) Len() int {
 // then the NetworkPolicies, then, for pods no NetworkPolicy isolates, the
 // Baseline tier. s is not changed.
 func (s *Set) WithTiers(t *Tiers) *Set {
+	if t == nil && len(s.admin) == 0 && len(s.baseline) == 0 && len(s.clusterIssues) == 0 {
+		return s // nothing to add or take away: every review without tiers
+	}
 	out := &Set{byNamespace: s.byNamespace, cilium: s.cilium}
 	if t != nil {
 		out.admin, out.baseline, out.clusterIssues = t.admin, t.baseline, t.issues
