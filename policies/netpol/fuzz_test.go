@@ -25,14 +25,8 @@ func FuzzEvaluate(f *testing.F) {
 		d := &decoder{b: data}
 		policies := d.policies()
 		tr := d.traffic()
-		a, b := netpol.Compile(policies), netpol.Compile(policies)
-		if diff := cmp.Diff(a.Issues(), b.Issues()); diff != "" {
-			t.Fatalf("Issues not deterministic (-first +second):\n%s", diff)
-		}
-		p1, p2 := a.Reach(tr), b.Reach(tr)
-		if diff := cmp.Diff(p1, p2); diff != "" {
-			t.Fatalf("Reach not deterministic (-first +second):\n%s", diff)
-		}
+		a := netpol.Compile(policies)
+		p1 := sameTwice(t, a, netpol.Compile(policies), tr)
 		if diff := cmp.Diff(p1, netpol.Evaluate(policies, tr)); diff != "" {
 			t.Fatalf("Evaluate differs from Compile+Reach (-reach +evaluate):\n%s", diff)
 		}
@@ -235,4 +229,18 @@ func (d *decoder) addr() netip.Addr {
 		return netip.AddrFrom16([16]byte{10: 0xff, 11: 0xff, 12: 10, 13: d.next() % 3, 14: d.next(), 15: d.next()})
 	}
 	return netip.Addr{}
+}
+
+// sameTwice checks that two sets compiled from the same input list the same
+// issues and give the same path for tr, and returns that path.
+func sameTwice(t *testing.T, a, b *netpol.Set, tr netpol.Traffic) netpol.Path {
+	t.Helper()
+	if diff := cmp.Diff(a.Issues(), b.Issues()); diff != "" {
+		t.Fatalf("Issues not deterministic (-first +second):\n%s", diff)
+	}
+	p1, p2 := a.Reach(tr), b.Reach(tr)
+	if diff := cmp.Diff(p1, p2); diff != "" {
+		t.Fatalf("Reach not deterministic (-first +second):\n%s", diff)
+	}
+	return p1
 }
