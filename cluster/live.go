@@ -55,8 +55,9 @@ type LiveOptions struct {
 	// SyncTimeout bounds StartLive's wait for the first sync (unused by
 	// NewLive). Defaults to 2m.
 	SyncTimeout time.Duration
-	// PolicyAPIs are the cluster-scoped policy APIs to watch (see
-	// DiscoverPolicyAPIs). Default: none.
+	// PolicyAPIs are the policy APIs to watch from the start, cluster-scoped
+	// and Cilium's (see DiscoverPolicyAPIs; FollowPolicyAPIs adds those
+	// installed later). Default: none.
 	PolicyAPIs PolicyAPIs
 }
 

@@ -21,7 +21,6 @@ import (
 type store[T any] struct {
 	indexer toolscache.Indexer
 	gr      schema.GroupResource
-	synced  toolscache.InformerSynced
 	// changes counts the informer's events once track is called: a
 	// listing made at one count is current until the count moves.
 	changes  atomic.Uint64
@@ -63,7 +62,7 @@ func newStore[T any](ctx context.Context, c cache.Cache, obj client.Object, gr s
 			return nil, fmt.Errorf("indexing %s: %w", gr, err)
 		}
 	}
-	return &store[T]{indexer: shared.GetIndexer(), gr: gr, synced: shared.HasSynced, informer: shared}, nil
+	return &store[T]{indexer: shared.GetIndexer(), gr: gr, informer: shared}, nil
 }
 
 // hasSynced is the informer's HasSynced.
@@ -71,7 +70,7 @@ func (s *store[T]) hasSynced() func() bool {
 	if s == nil {
 		return func() bool { return false } // its build failed
 	}
-	return s.synced
+	return s.informer.HasSynced
 }
 
 // get returns the object namespace/name, or a NotFound error.
