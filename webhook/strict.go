@@ -1,11 +1,14 @@
 package webhook
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"sync"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -54,12 +57,62 @@ func serveReviews(hook *admission.Webhook) http.Handler {
 		if t := r.URL.Query().Get("timeout"); t != "" {
 			ctx = withCallerTimeout(ctx, t)
 		}
-		resp := hook.Handle(ctx, admission.Request{AdmissionRequest: *ar.Request})
-		out := admissionv1.AdmissionReview{Response: &resp.AdmissionResponse}
-		out.APIVersion, out.Kind = ar.APIVersion, "AdmissionReview"
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(out)
+		rep := &reply{w: w, apiVersion: ar.APIVersion}
+		resp := hook.Handle(context.WithValue(ctx, replyKey{}, rep), admission.Request{AdmissionRequest: *ar.Request})
+		rep.send(&resp.AdmissionResponse, false)
 	})
+}
+
+// reply writes the answer to one AdmissionReview, once: the handler's
+// answer when it returns, or an earlier one (answerNow) when the review's
+// budget runs out first.
+type reply struct {
+	mu         sync.Mutex
+	w          http.ResponseWriter
+	apiVersion string
+	sent       bool
+}
+
+type replyKey struct{}
+
+// send writes resp unless an answer went out already. An early answer is
+// written while the handler still runs (until its rule returns): its
+// length ends it for the API server, and the connection is not reused.
+func (r *reply) send(resp *admissionv1.AdmissionResponse, early bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sent {
+		return
+	}
+	r.sent = true
+	out := admissionv1.AdmissionReview{Response: resp}
+	out.APIVersion, out.Kind = r.apiVersion, "AdmissionReview"
+	body, err := json.Marshal(out)
+	if err != nil {
+		writeError(r.w, http.StatusInternalServerError, fmt.Errorf("encoding the response: %w", err))
+		return
+	}
+	body = append(body, '\n')
+	h := r.w.Header()
+	h.Set("Content-Type", "application/json")
+	if early {
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+		h.Set("Connection", "close")
+	}
+	_, _ = r.w.Write(body)
+	if early {
+		_ = http.NewResponseController(r.w).Flush()
+	}
+}
+
+// answerNow sends resp for req at once, when ctx is a review's that
+// serveReviews serves (else the answer goes out when the handler returns).
+func answerNow(ctx context.Context, req admission.Request, resp admission.Response) {
+	rep, _ := ctx.Value(replyKey{}).(*reply)
+	if rep == nil || resp.Complete(req) != nil {
+		return
+	}
+	rep.send(&resp.AdmissionResponse, true)
 }
 
 // decodeEnvelope decodes an AdmissionReview strictly and checks its

@@ -107,18 +107,23 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) admission
 		return admission.Errored(http.StatusBadRequest, errNotReviewed(review.Kind.String()))
 	}
 	start := time.Now()
+	// Set when the deadline came first and the out-of-budget answer went
+	// out then (counted and logged once, there).
+	var answered *admission.Response
 	findings, err := v.budget.run(ctx, len(req.Object.Raw)+len(req.OldObject.Raw), func(ctx context.Context) []policies.Finding {
 		return v.engine.Evaluate(ctx, review, v.view)
+	}, func(over errBudget) {
+		resp := v.outOfBudget(ctx, req, review, over)
+		answerNow(ctx, req, resp)
+		answered = &resp
 	})
 	var over errBudget
 	switch {
 	case errors.As(err, &over):
-		logger.Info("review out of budget", "kind", review.Kind.String(), "name", objectName(review), "reason", over.reason)
-		if v.metrics != nil {
-			v.metrics.budget.WithLabelValues(review.Kind.Kind, over.reason).Inc()
+		if answered != nil {
+			return *answered
 		}
-		v.count(req, "allowed")
-		return respond([]policies.Finding{budgetFinding(review, err)})
+		return v.outOfBudget(ctx, req, review, over)
 	case err != nil:
 		logger.Error(err, "review failed")
 		v.count(req, "error")
@@ -140,6 +145,17 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) admission
 		v.count(req, "denied")
 	}
 	return resp
+}
+
+// outOfBudget is the answer to a review that ran out of budget: allowed
+// with a warning that says it was not judged; logged and counted.
+func (v *Validator) outOfBudget(ctx context.Context, req admission.Request, review *policies.Review, over errBudget) admission.Response {
+	log.FromContext(ctx).Info("review out of budget", "kind", review.Kind.String(), "name", objectName(review), "reason", over.reason)
+	if v.metrics != nil {
+		v.metrics.budget.WithLabelValues(review.Kind.Kind, over.reason).Inc()
+	}
+	v.count(req, "allowed")
+	return respond([]policies.Finding{budgetFinding(review, over)})
 }
 
 func (v *findingRecorder) count(req admission.Request, verdict string) {
