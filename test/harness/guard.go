@@ -76,7 +76,7 @@ func (cp *ControlPlane) StartGuardWith(o GuardOptions) (*Guard, error) {
 	}
 	// The leader election Lease lives in the guard's namespace, as in a
 	// cluster.
-	if err := cp.ensureNamespace(GuardNamespace); err != nil {
+	if err := cp.EnsureNamespace(GuardNamespace); err != nil {
 		return nil, err
 	}
 	n := guardStarts.Add(1)
@@ -236,8 +236,8 @@ func FreePort(not ...int) (int, error) {
 	return 0, errors.New("no free loopback port")
 }
 
-// ensureNamespace creates the namespace name unless it exists.
-func (cp *ControlPlane) ensureNamespace(name string) error {
+// EnsureNamespace creates the namespace name unless it exists.
+func (cp *ControlPlane) EnsureNamespace(name string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})

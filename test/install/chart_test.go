@@ -343,7 +343,7 @@ config: {controlPlane: {cidrs: [192.0.2.0/24]}}`, true},
 			if err := os.WriteFile(path, []byte(renderChart(t, "apiservice-guard", "apiservice-guard-system", tt.values)), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.Command(suite.guardBin, "check", "-f", path, "--control-plane-cidr", "192.0.2.0/24")
+			cmd := exec.Command(suite.in.Bin, "check", "-f", path, "--control-plane-cidr", "192.0.2.0/24")
 			out, err := cmd.CombinedOutput()
 			found := strings.Contains(string(out), "[networkpolicy-blocks-webhook]")
 			switch {

@@ -33,7 +33,7 @@ func endpoints(t *testing.T, guards ...*guard) {
 			var ready []string
 			for _, g := range guards {
 				if isReady(g) {
-					ready = append(ready, g.addr)
+					ready = append(ready, g.Addr)
 				}
 			}
 			_ = suite.cp.Network.Balance(suite.service, ready...)
@@ -109,7 +109,7 @@ func TestHighAvailability(t *testing.T) {
 	// The stopping leader says it is not ready first, and still serves:
 	// the endpoints move before the server goes.
 	eventually(t, time.Second, "the stopping leader reports not ready", func() bool { return !isReady(a) })
-	if conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", a.addr, &tls.Config{InsecureSkipVerify: true}); err != nil { //nolint:gosec // reachability
+	if conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", a.Addr, &tls.Config{InsecureSkipVerify: true}); err != nil { //nolint:gosec // reachability
 		t.Errorf("the stopping leader stopped serving before its shutdown delay: %v", err)
 	} else {
 		conn.Close()

@@ -7,10 +7,7 @@ import (
 	"testing"
 	"time"
 
-	admissionregv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"apiservice-guard.io/apiservice-guard/certs"
@@ -22,44 +19,26 @@ import (
 // configurations.
 func caBundles(t testing.TB) [][]byte {
 	t.Helper()
-	var out [][]byte
-	v := &admissionregv1.ValidatingWebhookConfiguration{}
-	m := &admissionregv1.MutatingWebhookConfiguration{}
-	for _, obj := range []client.Object{v, m} {
-		if err := suite.cp.Client.Get(t.Context(), client.ObjectKey{Name: "apiservice-guard"}, obj); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, w := range v.Webhooks {
-		out = append(out, w.ClientConfig.CABundle)
-	}
-	for _, w := range m.Webhooks {
-		out = append(out, w.ClientConfig.CABundle)
+	out, err := suite.in.CABundles(t.Context())
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
 
 // trustsSecret reports whether every webhook's caBundle is the Secret's.
 func trustsSecret(t testing.TB) bool {
-	s, _ := secret(t)
-	for _, b := range caBundles(t) {
-		if !bytes.Equal(b, s.Data[servingcert.KeyCABundle]) {
-			return false
-		}
+	t.Helper()
+	ok, err := suite.in.TrustsSecret(t.Context())
+	if err != nil {
+		t.Fatal(err)
 	}
-	return true
+	return ok
 }
 
 // networkPolicyPasses creates and deletes a NetworkPolicy, which the API
 // server sends to the guard (failurePolicy Fail): it reports the error.
-func networkPolicyPasses(t testing.TB) error {
-	np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "probe"},
-		Spec: networkingv1.NetworkPolicySpec{PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "probe"}}}}
-	if err := suite.cp.Client.Create(t.Context(), np); err != nil {
-		return err
-	}
-	return suite.cp.Client.Delete(t.Context(), np)
-}
+func networkPolicyPasses(t testing.TB) error { return suite.in.NetworkPolicyPasses(t.Context()) }
 
 // TestSelfManaged installs the guard without cert-manager: one replica
 // with its own certificates, the webhook configurations of manifests/base
@@ -68,7 +47,7 @@ func TestSelfManaged(t *testing.T) {
 	fresh(t)
 	g := startGuard(t)
 	t.Cleanup(func() { _ = g.Stop() })
-	if err := suite.cp.Network.Balance(suite.service, g.addr); err != nil {
+	if err := suite.cp.Network.Balance(suite.service, g.Addr); err != nil {
 		t.Fatal(err)
 	}
 	kubectl(t, webhookManifest(t, nil), "apply", "-f", "-")

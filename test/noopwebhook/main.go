@@ -1,6 +1,6 @@
 // Command noopwebhook is the cheapest admission webhook anyone could
 // write: it allows every AdmissionReview it is sent, answering only its
-// UID. The benchmarks compare the guard with it (test/install,
+// UID. The benchmarks compare the guard with it (bench,
 // BenchmarkAgainstNoOp): same Service, same serving certificate, same
 // webhook configurations, a process of its own.
 package main

@@ -1,4 +1,4 @@
-package install
+package bench
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"apiservice-guard.io/apiservice-guard/test/harness"
@@ -48,10 +49,9 @@ var apiServiceUpdateBody = func() string {
 
 // BenchmarkAgainstNoOp compares the guard, as installed from manifests/
 // (self-managed, its webhook configurations with failurePolicy Fail), with
-// the cheapest webhook anyone could write (noopWebhook, a process of its
-// own: same Service, same TLS certificate, same webhook configurations and
-// matchConditions) and
-// with no webhook at all:
+// the cheapest webhook anyone could write (harness.NoopWebhook, a process
+// of its own: same Service, same TLS certificate, same webhook
+// configurations and matchConditions) and with no webhook at all:
 //
 //   - writes: writes through the real kube-apiserver in alternating blocks
 //     (none, no-op, guard), each kind timed on its own: NetworkPolicy
@@ -66,32 +66,32 @@ var apiServiceUpdateBody = func() string {
 // With GUARD_CPUPROFILE=<file> the guard's CPU profile of the tls/guard
 // sub-benchmarks is written to <file>.<name>.
 func BenchmarkAgainstNoOp(b *testing.B) {
-	fresh(b)
+	in := installed(b)
 	pprofPort, err := harness.FreePort()
 	if err != nil {
 		b.Fatal(err)
 	}
-	g := startGuard(b, fmt.Sprintf("--pprof-bind-address=127.0.0.1:%d", pprofPort))
-	b.Cleanup(func() { _ = g.Stop() })
-	if err := suite.cp.Network.Balance(suite.service, g.addr); err != nil {
+	g := startReplica(b, in, fmt.Sprintf("--pprof-bind-address=127.0.0.1:%d", pprofPort))
+	noop, err := in.StartNoop(b.Context(), b.TempDir())
+	if err != nil {
 		b.Fatal(err)
 	}
-	noop := startNoopWebhook(b)
-	setUpBenchState(b)
-	b.Run("writes", func(b *testing.B) { benchWritesAgainstNoOp(b, g, noop) })
+	b.Cleanup(noop.Stop)
+	setUpBenchState(b, in.CP)
+	b.Run("writes", func(b *testing.B) { benchWritesAgainstNoOp(b, in, g, noop) })
 	for _, body := range []struct{ name, body string }{{"networkpolicy-ordinary", reviewBody}, {"apiservice-update", apiServiceUpdateBody}} {
 		for _, conc := range []int{1, 4, 16, 64} {
 			for _, target := range []string{"noop", "guard"} {
 				b.Run(fmt.Sprintf("tls/%s/%s/concurrency=%d", body.name, target, conc), func(b *testing.B) {
-					addr, pid := noop.addr, noop.pid
+					addr, pid := noop.Addr, noop.PID
 					if target == "guard" {
-						addr, pid = g.addr, g.PID()
+						addr, pid = g.Addr, g.PID()
 					}
 					if target == "guard" && os.Getenv("GUARD_CPUPROFILE") != "" {
 						wait := profileGuard(b, pprofPort, fmt.Sprintf("%s.%s-%d", os.Getenv("GUARD_CPUPROFILE"), body.name, conc))
 						defer wait()
 					}
-					benchReviews(b, addr, body.body, conc, pid)
+					benchReviews(b, in, addr, body.body, conc, pid)
 				})
 			}
 		}
@@ -127,10 +127,13 @@ func profileGuard(b *testing.B, port int, file string) (wait func()) {
 // setUpBenchState creates what the writes need: the two namespaces, an
 // adapter (Service 443 -> 6443, a pod with an IP, an APIService) in the
 // backend namespace, and a k0s worker-config ConfigMap.
-func setUpBenchState(b *testing.B) {
+func setUpBenchState(b *testing.B, cp *harness.ControlPlane) {
 	ctx := b.Context()
-	ensureNamespace(b, benchPlainNS)
-	ensureNamespace(b, benchBackendNS)
+	for _, ns := range []string{benchPlainNS, benchBackendNS} {
+		if err := cp.EnsureNamespace(ns); err != nil {
+			b.Fatal(err)
+		}
+	}
 	labels := map[string]string{"app": "adapter"}
 	objs := []client.Object{
 		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: benchBackendNS, Name: "adapter"}, Spec: corev1.ServiceSpec{
@@ -146,16 +149,16 @@ func setUpBenchState(b *testing.B) {
 		Group: "bench.apiservice-guard.io", Version: "v1beta1", GroupPriorityMinimum: 100, VersionPriority: 100, InsecureSkipTLSVerify: true,
 		Service: &apiregv1.ServiceReference{Namespace: benchBackendNS, Name: "adapter", Port: &port}}})
 	for _, o := range objs {
-		if err := suite.cp.Client.Create(ctx, o); err != nil && !strings.Contains(err.Error(), "already exists") {
+		if err := cp.Client.Create(ctx, o); err != nil && !strings.Contains(err.Error(), "already exists") {
 			b.Fatalf("creating %T %s: %v", o, o.GetName(), err)
 		}
 	}
 	pod := &corev1.Pod{}
-	if err := suite.cp.Client.Get(ctx, client.ObjectKey{Namespace: benchBackendNS, Name: "adapter-0"}, pod); err != nil {
+	if err := cp.Client.Get(ctx, client.ObjectKey{Namespace: benchBackendNS, Name: "adapter-0"}, pod); err != nil {
 		b.Fatal(err)
 	}
 	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.244.9.9", PodIPs: []corev1.PodIP{{IP: "10.244.9.9"}}}
-	if err := suite.cp.Client.Status().Update(ctx, pod); err != nil {
+	if err := cp.Client.Status().Update(ctx, pod); err != nil {
 		b.Fatal(err)
 	}
 }
@@ -167,7 +170,7 @@ type benchWrite struct {
 }
 
 // benchWriteKinds are the writes timed, in the order a block makes them.
-func benchWriteKinds() []benchWrite {
+func benchWriteKinds(c client.Client) []benchWrite {
 	var out []benchWrite
 	for _, ns := range []struct{ label, name string }{{"ordinary", benchPlainNS}, {"backend", benchBackendNS}} {
 		np := func(i int) *networkingv1.NetworkPolicy {
@@ -175,9 +178,8 @@ func benchWriteKinds() []benchWrite {
 			// admits everyone on 6443): every rule judges it.
 			return &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns.name, Name: fmt.Sprintf("w-%d", i)},
 				Spec: networkingv1.NetworkPolicySpec{PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "adapter"}},
-					Ingress: []networkingv1.NetworkPolicyIngressRule{{Ports: []networkingv1.NetworkPolicyPort{{Port: ptr(intstr.FromInt32(6443))}}}}}}
+					Ingress: []networkingv1.NetworkPolicyIngressRule{{Ports: []networkingv1.NetworkPolicyPort{{Port: ptr.To(intstr.FromInt32(6443))}}}}}}
 		}
-		c := suite.cp.Client
 		out = append(out,
 			benchWrite{"networkpolicy-" + ns.label + "-create", func(ctx context.Context, i int) error { return c.Create(ctx, np(i)) }},
 			benchWrite{"networkpolicy-" + ns.label + "-update", func(ctx context.Context, i int) error {
@@ -194,39 +196,37 @@ func benchWriteKinds() []benchWrite {
 	out = append(out,
 		benchWrite{"apiservice-update", func(ctx context.Context, i int) error {
 			api := &apiregv1.APIService{}
-			if err := suite.cp.Client.Get(ctx, client.ObjectKey{Name: benchAPI}, api); err != nil {
+			if err := c.Get(ctx, client.ObjectKey{Name: benchAPI}, api); err != nil {
 				return err
 			}
 			api.Labels = map[string]string{"rev": fmt.Sprint(i)}
-			return suite.cp.Client.Update(ctx, api)
+			return c.Update(ctx, api)
 		}},
 		benchWrite{"k0s-worker-config-update", func(ctx context.Context, i int) error {
 			cm := &corev1.ConfigMap{}
-			if err := suite.cp.Client.Get(ctx, client.ObjectKey{Namespace: "kube-system", Name: benchWorkerCM}, cm); err != nil {
+			if err := c.Get(ctx, client.ObjectKey{Namespace: "kube-system", Name: benchWorkerCM}, cm); err != nil {
 				return err
 			}
 			cm.Data["konnectivity"] = fmt.Sprintf(`{"enabled":true,"agentPort":%d}`, 8132+i%2)
-			return suite.cp.Client.Update(ctx, cm)
+			return c.Update(ctx, cm)
 		}},
 	)
 	return out
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // benchWritesAgainstNoOp times every kind of write in 10 rounds of blocks
 // of 25 writes per kind (250 per kind and mode: the p99 is the 248th), alternating none, no-op and guard (the rounds are
 // fixed, whatever b.N); a write that fails fails the benchmark. It reports
 // each kind's p50 and p99 per mode and the ratios guard/no-op and
 // guard/none, and logs them as a table.
-func benchWritesAgainstNoOp(b *testing.B, g *guard, noop *noopWebhook) {
+func benchWritesAgainstNoOp(b *testing.B, in *harness.Installation, g *harness.Replica, noop *harness.NoopWebhook) {
 	// The rounds are the measurement: b.Loop makes the framework run this
 	// function once, whatever -benchtime (metrics reported before it would
 	// be reset).
 	for b.Loop() {
 	}
 	modes := []string{"none", "noop", "guard"}
-	kinds := benchWriteKinds()
+	kinds := benchWriteKinds(in.CP.Client)
 	times := map[string]map[string][]time.Duration{} // mode -> kind -> times
 	for _, m := range modes {
 		times[m] = map[string][]time.Duration{}
@@ -238,23 +238,28 @@ func benchWritesAgainstNoOp(b *testing.B, g *guard, noop *noopWebhook) {
 		for _, mode := range modes {
 			switch mode {
 			case "none":
-				kubectl(b, "", "delete", "validatingwebhookconfiguration,mutatingwebhookconfiguration", "apiservice-guard", "--ignore-not-found")
+				if err := in.Unregister(b.Context()); err != nil {
+					b.Fatal(err)
+				}
 				time.Sleep(time.Second) // the API server's informer drops them
 				registered = false
 			default:
-				to := g.addr
+				to := g.Addr
 				if mode == "noop" {
-					to = noop.addr
+					to = noop.Addr
 				}
-				if err := suite.cp.Network.Balance(suite.service, to); err != nil {
+				if err := in.CP.Network.Balance(in.Service, to); err != nil {
 					b.Fatal(err)
 				}
 				if !registered {
-					kubectl(b, webhookManifest(b, nil), "apply", "-f", "-")
+					if err := in.Register(b.Context()); err != nil {
+						b.Fatal(err)
+					}
 					registered = true
 				}
-				eventually(b, 20*time.Second, "the webhooks trust the guard", func() bool { return trustsSecret(b) })
-				eventually(b, 20*time.Second, "a NetworkPolicy passes the webhook", func() bool { return networkPolicyPasses(b) == nil })
+				if err := in.Serving(b.Context(), 20*time.Second); err != nil {
+					b.Fatalf("%s: %v", mode, err)
+				}
 			}
 			for range perBlock {
 				seq++
@@ -289,7 +294,7 @@ func benchWritesAgainstNoOp(b *testing.B, g *guard, noop *noopWebhook) {
 			ratio("guard", "noop", 50), ratio("guard", "noop", 99), ratio("guard", "none", 50), ratio("guard", "none", 99))
 	}
 	b.Logf("%d writes of each kind per mode, in %d rounds:\n%s", rounds*perBlock, rounds, table.String())
-	if err := suite.cp.Network.Balance(suite.service, g.addr); err != nil {
+	if err := in.CP.Network.Balance(in.Service, g.Addr); err != nil {
 		b.Fatal(err)
 	}
 }
@@ -298,8 +303,8 @@ func benchWritesAgainstNoOp(b *testing.B, g *guard, noop *noopWebhook) {
 // goroutines over TLS and reports reviews/s, p50 and p99; with pid set (not
 // 0), the CPU time that process used per review. A failed review fails the
 // benchmark.
-func benchReviews(b *testing.B, addr, body string, conc int, pid int) {
-	client := trustedClient(b, conc)
+func benchReviews(b *testing.B, in *harness.Installation, addr, body string, conc int, pid int) {
+	client := trustedClient(b, in, conc)
 	var failed atomic.Int64
 	var mu sync.Mutex
 	var durations []time.Duration
