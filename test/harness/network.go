@@ -37,8 +37,10 @@ type Network struct {
 	sock   string
 	mu     sync.Mutex
 	routes map[string]route
-	wg     sync.WaitGroup
-	done   chan struct{}
+	// open holds the tunnels carrying connections, by destination.
+	open map[string]map[net.Conn]struct{}
+	wg   sync.WaitGroup
+	done chan struct{}
 }
 
 type route struct {
@@ -64,7 +66,7 @@ func startNetwork(dir string) (*Network, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	n := &Network{ln: ln, sock: sock, routes: map[string]route{}, done: make(chan struct{})}
+	n := &Network{ln: ln, sock: sock, routes: map[string]route{}, open: map[string]map[net.Conn]struct{}{}, done: make(chan struct{})}
 	config := filepath.Join(dir, "egress-selector.yaml")
 	text := fmt.Sprintf(`apiVersion: apiserver.k8s.io/v1beta1
 kind: EgressSelectorConfiguration
@@ -127,6 +129,33 @@ func (n *Network) set(dest string, r route) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.routes[dest] = r
+}
+
+// Reset closes the connections to dest that the tunnel carries now, as a
+// backend going away resets them: the next ones follow dest's route as it
+// is now. (Balance alone leaves kept-alive connections where they lead.)
+func (n *Network) Reset(dest string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for conn := range n.open[dest] {
+		_ = conn.Close()
+	}
+}
+
+// track records conn as a connection to dest until the returned function
+// is called.
+func (n *Network) track(dest string, conn net.Conn) (untrack func()) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.open[dest] == nil {
+		n.open[dest] = map[net.Conn]struct{}{}
+	}
+	n.open[dest][conn] = struct{}{}
+	return func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		delete(n.open[dest], conn)
+	}
 }
 
 // Close stops the tunnel and the connections it carries.
@@ -196,6 +225,7 @@ func (n *Network) tunnel(conn net.Conn) {
 	}
 	defer func() { _ = backend.Close() }()
 	defer closeOnDone(n.done, backend)()
+	defer n.track(dest, conn)()
 	if _, err := io.WriteString(conn, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
 		return
 	}

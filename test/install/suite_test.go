@@ -1,16 +1,13 @@
 package install
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -133,25 +130,11 @@ func (g *guard) presented(t testing.TB) *x509.Certificate {
 // object label is object.
 func (g *guard) writes(t testing.TB, object string) int {
 	t.Helper()
-	resp, err := http.Get("http://" + g.Metrics + "/metrics")
+	n, err := harness.Counter(g.Metrics, "apiservice_guard_certificate_writes_total", map[string]string{"object": object})
 	if err != nil {
-		t.Fatalf("metrics: %v", err)
+		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	total := 0
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "apiservice_guard_certificate_writes_total{") || !strings.Contains(line, `object="`+object+`"`) {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
-		if err != nil {
-			t.Fatalf("metrics line %q: %v", line, err)
-		}
-		total += int(v)
-	}
-	return total
+	return int(n)
 }
 
 // secret reads the guard's Secret and decodes its bundle.

@@ -1,0 +1,66 @@
+package harness
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// Counter scrapes http://addr/metrics and sums the counter name over the
+// series whose labels include every one of labels.
+func Counter(addr, name string, labels map[string]string) (float64, error) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, fmt.Errorf("scraping %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("scraping %s: HTTP %s", addr, resp.Status)
+	}
+	families, err := ParseMetrics(resp.Body)
+	if err != nil {
+		return 0, fmt.Errorf("scraping %s: %w", addr, err)
+	}
+	total, _ := Total(families, name, labels)
+	return total, nil
+}
+
+// ParseMetrics parses a Prometheus text exposition.
+func ParseMetrics(r io.Reader) (map[string]*dto.MetricFamily, error) {
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(r)
+	if err != nil {
+		return nil, fmt.Errorf("parsing metrics: %w", err)
+	}
+	return families, nil
+}
+
+// Total sums the metric name over the series whose labels include every
+// one of labels: a counter's values, or a histogram's sums with its
+// observation count.
+func Total(families map[string]*dto.MetricFamily, name string, labels map[string]string) (value, count float64) {
+series:
+	for _, m := range families[name].GetMetric() {
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		for k, v := range labels {
+			if have[k] != v {
+				continue series
+			}
+		}
+		if h := m.GetHistogram(); h != nil {
+			value += h.GetSampleSum()
+			count += float64(h.GetSampleCount())
+			continue
+		}
+		value += m.GetCounter().GetValue()
+		count++
+	}
+	return value, count
+}
