@@ -85,9 +85,7 @@ func (r *reply) send(resp *admissionv1.AdmissionResponse, early bool) {
 		return
 	}
 	r.sent = true
-	out := admissionv1.AdmissionReview{Response: resp}
-	out.APIVersion, out.Kind = r.apiVersion, "AdmissionReview"
-	body, err := json.Marshal(out)
+	body, err := encodeReview(r.apiVersion, resp)
 	if err != nil {
 		writeError(r.w, http.StatusInternalServerError, fmt.Errorf("encoding the response: %w", err))
 		return
