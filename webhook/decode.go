@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -39,7 +40,9 @@ func (d *decoder) review(req admission.Request) (*policies.Review, error) {
 		User:      req.UserInfo.Username,
 		DryRun:    req.DryRun != nil && *req.DryRun,
 	}
-	if len(req.Options.Raw) > 0 {
+	// The API server writes the options it sends; without the key there is
+	// no field manager to decode.
+	if bytes.Contains(req.Options.Raw, []byte(`"fieldManager"`)) {
 		// CreateOptions, UpdateOptions and PatchOptions all carry fieldManager;
 		// PatchOptions has every field of the others.
 		var opts metav1.PatchOptions

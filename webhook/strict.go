@@ -35,7 +35,7 @@ func serveReviews(hook *admission.Webhook) http.Handler {
 			return
 		}
 		defer r.Body.Close()
-		body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
+		body, err := readBody(r)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, fmt.Errorf("reading request body: %w", err))
 			return
@@ -111,6 +111,22 @@ func answerNow(ctx context.Context, req admission.Request, resp admission.Respon
 		return
 	}
 	rep.send(&resp.AdmissionResponse, true)
+}
+
+// readBody reads up to maxBodyBytes+1 bytes of the request's body into a
+// buffer of its announced length (the API server sends one), so that a
+// review's body is not copied as it grows.
+func readBody(r *http.Request) ([]byte, error) {
+	if n := r.ContentLength; n > 0 && n <= maxBodyBytes {
+		body := make([]byte, n, n+1)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, err
+		}
+		// The server ends the body at its length; a body longer than
+		// announced is not read.
+		return body, nil
+	}
+	return io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
 }
 
 // decodeEnvelope decodes an AdmissionReview strictly and checks its
