@@ -118,7 +118,7 @@ func answerNow(ctx context.Context, req admission.Request, resp admission.Respon
 // review's body is not copied as it grows.
 func readBody(r *http.Request) ([]byte, error) {
 	if n := r.ContentLength; n > 0 && n <= maxBodyBytes {
-		body := make([]byte, n, n+1)
+		body := make([]byte, n)
 		if _, err := io.ReadFull(r.Body, body); err != nil {
 			return nil, err
 		}
