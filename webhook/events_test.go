@@ -3,7 +3,13 @@ package webhook_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
+
+	"github.com/go-logr/logr/funcr"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -79,4 +85,45 @@ func enforcing(t testing.TB, objs ...runtime.Object) (*policies.Engine, *cluster
 		t.Fatal(err)
 	}
 	return engine, view
+}
+
+// TestRepeatedWarningIsOneLogLine: a warning repeated on the same object
+// within seconds is logged once per user (and counted every time); a
+// denial is logged every time.
+func TestRepeatedWarningIsOneLogLine(t *testing.T) {
+	rule := func(name string, action policies.Action) policies.Rule {
+		return policies.Rule{Name: name, Default: action, Summary: name, Kinds: []schema.GroupKind{policies.ConfigMapKind},
+			Check: func(context.Context, *policies.Review, cluster.View) []policies.Result {
+				return []policies.Result{{Message: "it happened", Fix: "undo it"}}
+			}}
+	}
+	v := webhook.NewValidator(emptyCluster(t, rule("warns", policies.Warn), rule("denies", policies.Enforce)))
+	logged := map[string]int{}
+	ctx := log.IntoContext(context.Background(), funcr.New(func(_, args string) {
+		for _, r := range []string{"warns", "denies"} {
+			if strings.Contains(args, `"policy finding"`) && strings.Contains(args, `"rule"="`+r+`"`) {
+				logged[r]++
+			}
+		}
+	}, funcr.Options{}))
+	review := func(user string) {
+		t.Helper()
+		resp := v.Handle(ctx, admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+			UID: "u", Namespace: "kube-system", Name: "worker-config-default-1.37", Operation: admissionv1.Create,
+			Kind:     metav1.GroupVersionKind{Version: "v1", Kind: "ConfigMap"},
+			Resource: metav1.GroupVersionResource{Version: "v1", Resource: "configmaps"},
+			UserInfo: authenticationv1.UserInfo{Username: user},
+			Object:   runtime.RawExtension{Raw: []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"worker-config-default-1.37","namespace":"kube-system"}}`)},
+		}})
+		if resp.Allowed || len(resp.Warnings) != 1 {
+			t.Fatalf("want a denial and a warning: %+v", resp)
+		}
+	}
+	for range 5 {
+		review("argocd")
+	}
+	review("alice")
+	if logged["denies"] != 6 || logged["warns"] != 2 {
+		t.Errorf("logged %v; want the denial 6 times and the warning once per user, 2", logged)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -51,10 +52,12 @@ type findingRecorder struct {
 	metrics  *Metrics
 	// webhook names the handler in the request metric: validate or mutate.
 	webhook string
-	// emitted holds the Events emitted in the last eventRepeat, by object,
-	// rule and message: a finding repeated within it (a controller
-	// re-applying the same object) is one Event. client-go would fold it
-	// into the same series; not building it saves a tenth of a review.
+	// emitted holds the Events emitted and the warnings logged in the last
+	// eventRepeat, by object, rule and message (and, for logs, user): a
+	// finding repeated within it (a controller re-applying the same object)
+	// is one Event and one log line. client-go would fold the Event into the
+	// same series, but building it was a tenth of a review, and logging the
+	// line again a tenth more.
 	emitted *ttlcache.Cache[struct{}]
 }
 
@@ -165,32 +168,42 @@ func (v *findingRecorder) count(req admission.Request, verdict string) {
 }
 
 // record logs every finding, counts it, and emits an Event on the object
-// unless the request is a dry run.
+// unless the request is a dry run. The same warning or audit finding on the
+// same object within eventRepeat (a controller re-applying it) is one Event,
+// and one log line per user: its metric and the warning in the answer come
+// with every request. A denial is logged every time.
 func (v *findingRecorder) record(ctx context.Context, r *policies.Review, findings []policies.Finding) {
-	logger := log.FromContext(ctx)
 	for _, f := range findings {
-		logger.Info("policy finding", "rule", f.Rule, "action", string(f.Action),
-			"kind", f.Object.Kind, "namespace", f.Object.Namespace, "name", f.Object.Name,
-			"user", r.User, "dryRun", r.DryRun, "message", f.Message)
 		if v.metrics != nil {
 			v.metrics.findings.WithLabelValues(f.Rule, string(f.Action), "admission").Inc()
+		}
+		note := shorten.Printable(f.String(), 1000)
+		key := f.Object.Kind + "/" + f.Object.Namespace + "/" + f.Object.Name + "\x00" + f.Rule + "\x00" + note
+		if f.Action == policies.Enforce || v.first(key+"\x00"+r.User+"\x00"+strconv.FormatBool(r.DryRun)) {
+			log.FromContext(ctx).Info("policy finding", "rule", f.Rule, "action", string(f.Action),
+				"kind", f.Object.Kind, "namespace", f.Object.Namespace, "name", f.Object.Name,
+				"user", r.User, "dryRun", r.DryRun, "message", f.Message)
 		}
 		if r.DryRun || v.recorder == nil {
 			continue
 		}
-		if obj := eventTarget(r); obj != nil {
-			note := shorten.Printable(f.String(), 1000)
-			key := f.Object.Kind + "/" + f.Object.Namespace + "/" + f.Object.Name + "\x00" + f.Rule + "\x00" + note
-			if _, _, seen := v.emitted.Get(key); seen {
-				continue
-			}
-			v.emitted.Put(key, struct{}{}, nil, eventRepeat)
+		if obj := eventTarget(r); obj != nil && v.first(key) {
 			// The action is the rule name: client-go folds Events with the same
 			// object, reason and action into one series and keeps only the first
 			// note, so two rules must never share an action.
 			v.recorder.Eventf(obj, nil, "Warning", eventReason(f.Action), f.Rule, "%s", note)
 		}
 	}
+}
+
+// first reports whether key was not seen in the last eventRepeat, and
+// marks it seen.
+func (v *findingRecorder) first(key string) bool {
+	if _, _, seen := v.emitted.Get(key); seen {
+		return false
+	}
+	v.emitted.Put(key, struct{}{}, nil, eventRepeat)
+	return true
 }
 
 // eventTarget is the object an Event is about: the new object, else the old.
