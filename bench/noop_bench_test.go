@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -231,8 +232,9 @@ func benchWriteKinds(c client.Client) []benchWrite {
 // other. A write that fails fails the benchmark. It reports each kind's p50
 // and p99 per mode and the ratios guard/no-op and guard/none, and logs them
 // as a table, with the webhook calls' mean time as the API server measures
-// it and each webhook's CPU per call. With BENCH_TAIL set it also logs the
-// 10 slowest writes of each kind and mode.
+// it and each webhook's CPU per call. BENCH_WRITE_ROUNDS=n runs n rounds
+// instead of 40. With BENCH_TAIL set it also logs the 10 slowest writes of
+// each kind and mode.
 func benchWritesAgainstNoOp(b *testing.B, in *harness.Installation, g *harness.Replica, noop *harness.NoopWebhook) {
 	// The rounds are the measurement: b.Loop makes the framework run this
 	// function once, whatever -benchtime (metrics reported before it would
@@ -246,7 +248,11 @@ func benchWritesAgainstNoOp(b *testing.B, in *harness.Installation, g *harness.R
 		times[m] = map[string][]time.Duration{}
 	}
 	costs := map[string]blockCost{}
-	const rounds, perBlock = 40, 25
+	const perBlock = 25
+	rounds := 40
+	if n, err := strconv.Atoi(os.Getenv("BENCH_WRITE_ROUNDS")); err == nil && n > 0 {
+		rounds = n // more writes, for a p99 a run can decide
+	}
 	seq := 0
 	registered := false // installed() leaves none
 	for range rounds {
