@@ -85,9 +85,7 @@ func TestHighAvailability(t *testing.T) {
 	b := startGuard(t, extra...)
 	t.Cleanup(func() { _ = b.Stop() })
 	endpoints(t, a, b)
-	kubectl(t, webhookManifest(t, nil), "apply", "-f", "-")
-	eventually(t, 10*time.Second, "every webhook trusts the Secret's CA", func() bool { return trustsSecret(t) })
-	eventually(t, 10*time.Second, "a NetworkPolicy passes the webhook", func() bool { return networkPolicyPasses(t) == nil })
+	register(t)
 
 	// Both serve the same pair; only the leader writes.
 	if !sameCert(a.presented(t), b.presented(t)) {

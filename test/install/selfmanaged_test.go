@@ -15,17 +15,6 @@ import (
 	"apiservice-guard.io/apiservice-guard/test/harness"
 )
 
-// caBundles returns the caBundle of every webhook of the guard's two
-// configurations.
-func caBundles(t testing.TB) [][]byte {
-	t.Helper()
-	out, err := suite.in.CABundles(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // trustsSecret reports whether every webhook's caBundle is the Secret's.
 func trustsSecret(t testing.TB) bool {
 	t.Helper()
@@ -34,6 +23,19 @@ func trustsSecret(t testing.TB) bool {
 		t.Fatal(err)
 	}
 	return ok
+}
+
+// register applies the webhook configurations of manifests/base
+// (failurePolicy Fail) and waits until every webhook trusts the Secret's CA
+// and a NetworkPolicy passes them (Installation.Register, Serving).
+func register(t testing.TB) {
+	t.Helper()
+	if err := suite.in.Register(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := suite.in.Serving(t.Context(), 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // networkPolicyPasses creates and deletes a NetworkPolicy, which the API
@@ -50,9 +52,7 @@ func TestSelfManaged(t *testing.T) {
 	if err := suite.cp.Network.Balance(suite.service, g.Addr); err != nil {
 		t.Fatal(err)
 	}
-	kubectl(t, webhookManifest(t, nil), "apply", "-f", "-")
-	eventually(t, 10*time.Second, "every webhook trusts the Secret's CA", func() bool { return trustsSecret(t) })
-	eventually(t, 10*time.Second, "a NetworkPolicy passes the webhook", func() bool { return networkPolicyPasses(t) == nil })
+	register(t)
 
 	t.Run("first install", func(t *testing.T) {
 		s, bundle := secret(t)
