@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -407,18 +405,9 @@ func admissionRequests(t *testing.T, url, kind string) (float64, []string) {
 // "" for both).
 func webhookRequests(t *testing.T, url, kind, webhook string) (float64, []string) {
 	t.Helper()
-	resp, err := http.Get(url)
+	families, err := harness.ScrapeMetrics(url)
 	if err != nil {
-		t.Fatalf("scraping %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("scraping %s: status %d", url, resp.StatusCode)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parsing %s: %v", url, err)
+		t.Fatal(err)
 	}
 	var total float64
 	var samples []string

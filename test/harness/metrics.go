@@ -13,20 +13,29 @@ import (
 // Counter scrapes http://addr/metrics and sums the counter name over the
 // series whose labels include every one of labels.
 func Counter(addr, name string, labels map[string]string) (float64, error) {
-	resp, err := http.Get("http://" + addr + "/metrics")
+	families, err := ScrapeMetrics("http://" + addr + "/metrics")
 	if err != nil {
-		return 0, fmt.Errorf("scraping %s: %w", addr, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("scraping %s: HTTP %s", addr, resp.Status)
-	}
-	families, err := ParseMetrics(resp.Body)
-	if err != nil {
-		return 0, fmt.Errorf("scraping %s: %w", addr, err)
+		return 0, err
 	}
 	total, _ := Total(families, name, labels)
 	return total, nil
+}
+
+// ScrapeMetrics gets and parses the Prometheus metrics at url.
+func ScrapeMetrics(url string) (map[string]*dto.MetricFamily, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return nil, fmt.Errorf("scraping %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("scraping %s: HTTP %s", url, resp.Status)
+	}
+	families, err := ParseMetrics(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("scraping %s: %w", url, err)
+	}
+	return families, nil
 }
 
 // ParseMetrics parses a Prometheus text exposition.
