@@ -8,7 +8,6 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"apiservice-guard.io/apiservice-guard/webhook"
@@ -21,12 +20,7 @@ import (
 // only sends objects it has decoded and validated, and the review stays a
 // few microseconds (docs/benchmarks.md, write=no-backend-ns).
 func TestObjectsDecodedWhenRead(t *testing.T) {
-	port := int32(443)
-	engine, view := enforcing(t, &apiregv1.APIService{
-		ObjectMeta: metav1.ObjectMeta{Name: "v1beta1.external.metrics.k8s.io"},
-		Spec: apiregv1.APIServiceSpec{Group: "external.metrics.k8s.io", Version: "v1beta1",
-			Service: &apiregv1.ServiceReference{Namespace: "keda", Name: "keda-operator-metrics-apiserver", Port: &port}},
-	})
+	engine, view := enforcing(t, kedaAPIService())
 	v := webhook.NewValidator(webhook.Options{Engine: engine, View: view})
 
 	const good = `{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"p","namespace":"%ns"},"spec":{"podSelector":{}}}`

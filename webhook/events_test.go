@@ -9,6 +9,7 @@ import (
 	"github.com/go-logr/logr/funcr"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -85,6 +86,17 @@ func enforcing(t testing.TB, objs ...runtime.Object) (*policies.Engine, *cluster
 		t.Fatal(err)
 	}
 	return engine, view
+}
+
+// kedaAPIService is KEDA's external-metrics APIService, for a view in
+// which the keda namespace holds a backend.
+func kedaAPIService() *apiregv1.APIService {
+	port := int32(443)
+	return &apiregv1.APIService{
+		ObjectMeta: metav1.ObjectMeta{Name: "v1beta1.external.metrics.k8s.io"},
+		Spec: apiregv1.APIServiceSpec{Group: "external.metrics.k8s.io", Version: "v1beta1",
+			Service: &apiregv1.ServiceReference{Namespace: "keda", Name: "keda-operator-metrics-apiserver", Port: &port}},
+	}
 }
 
 // TestRepeatedWarningIsOneLogLine: a warning repeated on the same object

@@ -6,9 +6,6 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
-
 	"apiservice-guard.io/apiservice-guard/webhook"
 )
 
@@ -28,12 +25,7 @@ const ordinaryReview = `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionRev
 // check, decoding, review, response), without TLS and network: the
 // in-process cost of an ordinary-namespace NetworkPolicy review.
 func BenchmarkHandler(b *testing.B) {
-	port := int32(443)
-	engine, view := enforcing(b, &apiregv1.APIService{
-		ObjectMeta: metav1.ObjectMeta{Name: "v1beta1.external.metrics.k8s.io"},
-		Spec: apiregv1.APIServiceSpec{Group: "external.metrics.k8s.io", Version: "v1beta1",
-			Service: &apiregv1.ServiceReference{Namespace: "keda", Name: "keda-operator-metrics-apiserver", Port: &port}},
-	})
+	engine, view := enforcing(b, kedaAPIService())
 	h := webhook.Handler(webhook.NewValidator(webhook.Options{Engine: engine, View: view}))
 	body := []byte(ordinaryReview)
 	post := func() *httptest.ResponseRecorder {
