@@ -42,3 +42,26 @@ func TestServeStopsOnBadStartup(t *testing.T) {
 		})
 	}
 }
+
+// The server's client asks for uncompressed responses (the in-cluster
+// configuration is read from fixed paths, so a kubeconfig stands in).
+func TestRestConfigAsksForUncompressedResponses(t *testing.T) {
+	dir := t.TempDir()
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:6443"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := restConfig(kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.DisableCompression {
+		t.Errorf("from a kubeconfig: compression asked for")
+	}
+}
