@@ -8,7 +8,7 @@ GUARD      := $(BIN)/apiservice-guard
 # Fuzz time per target in `make test`.
 FUZZTIME   ?= 5s
 # Fuzz targets run by `make fuzz`, as package:FuzzFunc.
-FUZZ_TARGETS := ./certs:FuzzParseBundle ./certs:FuzzMergeCA ./policies:FuzzParseConfig ./policies/netpol:FuzzEvaluate ./policies/netpol:FuzzClusterEvaluate ./policies/netpol:FuzzCiliumIngress ./webhook:FuzzReview ./k0s:FuzzFindClusterConfig ./k0s:FuzzParseWorkerKonnectivity ./internal/ttlcache:FuzzByteBudget ./webhook:FuzzRespond ./webhook:FuzzEncodeReview ./internal/shorten:FuzzPrintable
+FUZZ_TARGETS := ./certs:FuzzParseBundle ./certs:FuzzMergeCA ./policies:FuzzParseConfig ./policies/netpol:FuzzEvaluate ./policies/netpol:FuzzClusterEvaluate ./policies/netpol:FuzzCiliumIngress ./webhook:FuzzReview ./k0s:FuzzFindClusterConfig ./k0s:FuzzParseWorkerKonnectivity ./internal/ttlcache:FuzzByteBudget ./webhook:FuzzRespond ./webhook:FuzzEncodeReview ./webhook:FuzzObjectDecoding ./internal/shorten:FuzzPrintable
 # Set KEEP=1 to leave the demo control plane running.
 KEEP       ?=
 

@@ -10,7 +10,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
-	sigsjson "sigs.k8s.io/json"
 
 	"apiservice-guard.io/apiservice-guard/policies"
 )
@@ -46,7 +45,7 @@ func (d *decoder) review(req admission.Request) (*policies.Review, error) {
 		// CreateOptions, UpdateOptions and PatchOptions all carry fieldManager;
 		// PatchOptions has every field of the others.
 		var opts metav1.PatchOptions
-		if err := sigsjson.UnmarshalCaseSensitivePreserveInts(req.Options.Raw, &opts); err != nil {
+		if err := decodeObject(req.Options.Raw, &opts); err != nil {
 			return nil, fmt.Errorf("decoding options: %w", err)
 		}
 		r.FieldManager = opts.FieldManager
@@ -112,7 +111,7 @@ func (d *decoder) object(raw runtime.RawExtension, gvk schema.GroupVersionKind, 
 	if err != nil {
 		return nil, errNotReviewed(gvk.GroupKind().String())
 	}
-	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw.Raw, obj); err != nil {
+	if err := decodeObject(raw.Raw, obj); err != nil {
 		return nil, fmt.Errorf("decoding %s: %w", field, err)
 	}
 	got := obj.GetObjectKind().GroupVersionKind()

@@ -12,7 +12,6 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
-	sigsjson "sigs.k8s.io/json"
 )
 
 // maxBodyBytes matches controller-runtime's limit for an AdmissionReview: two
@@ -133,12 +132,8 @@ func readBody(r *http.Request) ([]byte, error) {
 // envelope.
 func decodeEnvelope(body []byte) (*admissionv1.AdmissionReview, error) {
 	var ar admissionv1.AdmissionReview
-	strictErrs, err := sigsjson.UnmarshalStrict(body, &ar)
-	if err != nil {
-		return nil, fmt.Errorf("body is not a JSON AdmissionReview: %w", err)
-	}
-	if len(strictErrs) > 0 {
-		return nil, fmt.Errorf("invalid AdmissionReview: %w", strictErrs[0])
+	if err := decodeEnvelopeJSON(body, &ar); err != nil {
+		return nil, err
 	}
 	if ar.APIVersion != "admission.k8s.io/v1" && ar.APIVersion != "admission.k8s.io/v1beta1" || ar.Kind != "AdmissionReview" {
 		return nil, fmt.Errorf("body is a %s %s, want an admission.k8s.io/v1 AdmissionReview", ar.APIVersion, ar.Kind)
