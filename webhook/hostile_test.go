@@ -138,6 +138,7 @@ func TestHostileRequests(t *testing.T) {
 		{"request without uid", "", review(`{` + apiKind + `,"operation":"CREATE"}`), 400, "has no uid"},
 		{"unknown envelope field", "", review(`{"uid":"u","bogus":true}`), 400, `unknown field "request.bogus"`},
 		{"duplicate field", "", []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","kind":"AdmissionReview","request":{"uid":"u"}}`), 400, "duplicate field"},
+		{"duplicate field inside the object", "", review(`{"uid":"u",` + apiKind + `,"operation":"CREATE","object":{"apiVersion":"apiregistration.k8s.io/v1","kind":"APIService","spec":{},"spec":{}}}`), 400, `duplicate field "request.object.spec"`},
 		{"wrong content type", "text/plain", apiServiceRequest(strings.Replace(okSpec, "%s", validBundle, 1)), 400, "expected application/json"},
 		{"body over the size limit", "", append(review(`{"uid":"u","name":"`), bytes.Repeat([]byte("a"), 8<<20)...), 413, "too large"},
 		{"kind not reviewed", "", review(`{"uid":"u","kind":{"group":"apps","version":"v1","kind":"Deployment"},"operation":"CREATE","object":{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"}}}`), 400, "does not review Deployment.apps"},

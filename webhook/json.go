@@ -23,7 +23,10 @@ var (
 	// result.
 	objectJSON = jsonv2.JoinOptions(jsontext.AllowInvalidUTF8(true), jsontext.AllowDuplicateNames(true))
 	// envelopeJSON decodes an AdmissionReview strictly: an unknown member
-	// (or a known one in the wrong case) and a repeated member are errors.
+	// (or a known one in the wrong case) is an error, and so is a repeated
+	// member anywhere in the body, inside the objects too (sigs.k8s.io/json
+	// did not look inside them). The API server writes every object it
+	// sends anew; a body with a repeated name was not written by it.
 	envelopeJSON = jsonv2.JoinOptions(jsonv2.RejectUnknownMembers(true), jsontext.AllowInvalidUTF8(true))
 )
 

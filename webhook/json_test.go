@@ -120,7 +120,8 @@ func TestObjectDecodingMatchesSigsJSON(t *testing.T) {
 
 // FuzzObjectDecoding holds decodeObject to sigs.k8s.io/json on arbitrary
 // JSON for each reviewed kind, and the strict envelope decoding to
-// sigs.k8s.io/json's strict decoding: the same acceptance, the same value.
+// sigs.k8s.io/json's strict decoding: the same acceptance, the same value,
+// except that the envelope also refuses a repeated name inside an object.
 func FuzzObjectDecoding(f *testing.F) {
 	scheme := cluster.NewScheme()
 	for _, data := range objectFixtures(f) {
@@ -154,6 +155,9 @@ func FuzzObjectDecoding(f *testing.F) {
 			wantErr = strictErrs[0]
 		}
 		gotErr := decodeEnvelopeJSON(data, &got)
+		if wantErr == nil && gotErr != nil && strings.HasPrefix(gotErr.Error(), "invalid AdmissionReview: duplicate field") {
+			return // stricter on purpose: a repeated name inside an object (envelopeJSON)
+		}
 		if (wantErr == nil) != (gotErr == nil) {
 			t.Fatalf("strict: sigs.k8s.io/json: %v; envelope: %v; for %s", wantErr, gotErr, data)
 		}
