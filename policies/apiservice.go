@@ -3,7 +3,7 @@ package policies
 import (
 	"context"
 	"fmt"
-	"slices"
+	"iter"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -190,7 +190,7 @@ func resolvePodPort(sp *corev1.ServicePort, port int32, pod *corev1.Pod) (int32,
 	if sp != nil && sp.Protocol != "" {
 		proto = sp.Protocol
 	}
-	for _, c := range servingContainers(pod) {
+	for c := range servingContainers(pod) {
 		for _, cp := range c.Ports {
 			if protocolOf(cp.Protocol) != proto {
 				continue
@@ -234,14 +234,21 @@ func notFound(err error) bool { return apierrors.IsNotFound(err) }
 // apiServiceName is the name used in messages.
 func (f *backendFacts) apiServiceName() string { return fmt.Sprintf("APIService %s", f.api.Name) }
 
-// servingContainers are the containers that can serve a port: the regular
-// ones and restartable init containers (sidecars).
-func servingContainers(pod *corev1.Pod) []corev1.Container {
-	out := slices.Clone(pod.Spec.Containers)
-	for _, c := range pod.Spec.InitContainers {
-		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
-			out = append(out, c)
+// servingContainers yields the containers that can serve a port: the
+// regular ones and restartable init containers (sidecars). It yields the
+// pod's own (a cached object: read only), copying none.
+func servingContainers(pod *corev1.Pod) iter.Seq[*corev1.Container] {
+	return func(yield func(*corev1.Container) bool) {
+		for i := range pod.Spec.Containers {
+			if !yield(&pod.Spec.Containers[i]) {
+				return
+			}
+		}
+		for i := range pod.Spec.InitContainers {
+			c := &pod.Spec.InitContainers[i]
+			if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways && !yield(c) {
+				return
+			}
 		}
 	}
-	return out
 }

@@ -316,6 +316,24 @@ func TestPortMismatch(t *testing.T) {
 			},
 		},
 		{
+			name: "named targetPort declared by a sidecar (restartable init container)",
+			mutate: func(f *fixture) {
+				named("proxy")(f)
+				f.pods[0].Spec.InitContainers = []corev1.Container{{Name: "tls-proxy", RestartPolicy: ptr(corev1.ContainerRestartPolicyAlways),
+					Ports: []corev1.ContainerPort{{Name: "proxy", ContainerPort: 8443, Protocol: corev1.ProtocolTCP}}}}
+			},
+		},
+		{
+			name: "named targetPort declared only by an init container that exits",
+			mutate: func(f *fixture) {
+				named("proxy")(f)
+				f.pods[0].Spec.InitContainers = []corev1.Container{{Name: "setup",
+					Ports: []corev1.ContainerPort{{Name: "proxy", ContainerPort: 8443, Protocol: corev1.ProtocolTCP}}}}
+			},
+			want:     policies.Enforce,
+			mentions: []string{`named port "proxy"`, kedaPod},
+		},
+		{
 			name: "container port without protocol is TCP",
 			mutate: func(f *fixture) {
 				f.pods[0].Spec.Containers[0].Ports[0].Protocol = ""
