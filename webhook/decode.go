@@ -80,11 +80,14 @@ func (d *decoder) review(req admission.Request) (*policies.Review, error) {
 	// NetworkPolicy written where nothing protected runs) need only the
 	// request's namespace and name: decode when a rule first asks.
 	r.Validated = true
+	// The closure keeps the two objects, not the whole request: what it
+	// captures goes to the heap with it.
+	object, oldObject := req.Object, req.OldObject
 	r.DecodeLazily(func() (obj, old runtime.Object, err error) {
-		if obj, err = d.object(req.Object, gvk, "object"); err != nil {
+		if obj, err = d.object(object, gvk, "object"); err != nil {
 			return nil, nil, err
 		}
-		if old, err = d.object(req.OldObject, gvk, "oldObject"); err != nil {
+		if old, err = d.object(oldObject, gvk, "oldObject"); err != nil {
 			return nil, nil, err
 		}
 		return obj, old, nil

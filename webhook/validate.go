@@ -7,7 +7,10 @@ import (
 	"strconv"
 	"time"
 
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -113,9 +116,13 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) admission
 	// Set when the deadline came first and the out-of-budget answer went
 	// out then (counted and logged once, there).
 	var answered *admission.Response
+	// The deadline's closure goes to the heap with what it captures: the
+	// request's identity, not the whole request and its objects.
+	id := requestIdentity(req)
 	findings, err := v.budget.run(ctx, len(req.Object.Raw)+len(req.OldObject.Raw), func(ctx context.Context) []policies.Finding {
 		return v.engine.Evaluate(ctx, review, v.view)
 	}, func(over errBudget) {
+		req := id.request()
 		resp := v.outOfBudget(ctx, req, review, over)
 		answerNow(ctx, req, resp)
 		answered = &resp
@@ -148,6 +155,23 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) admission
 		v.count(req, "denied")
 	}
 	return resp
+}
+
+// identity is what an answer and its count need of a request: its UID,
+// kind and operation.
+type identity struct {
+	uid       types.UID
+	kind      metav1.GroupVersionKind
+	operation admissionv1.Operation
+}
+
+func requestIdentity(req admission.Request) identity {
+	return identity{uid: req.UID, kind: req.Kind, operation: req.Operation}
+}
+
+// request is a request of that identity, without objects.
+func (id identity) request() admission.Request {
+	return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{UID: id.uid, Kind: id.kind, Operation: id.operation}}
 }
 
 // outOfBudget is the answer to a review that ran out of budget: allowed
