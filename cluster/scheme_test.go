@@ -27,41 +27,41 @@ func TestClientsReadAPIServicesAndCRDsInProtobuf(t *testing.T) {
 	}))
 	defer srv.Close()
 	scheme := cluster.NewScheme()
+	reads := []struct {
+		obj   client.Object
+		key   client.ObjectKey
+		scope meta.RESTScope
+		path  string
+	}{
+		{&apiregv1.APIService{}, client.ObjectKey{Name: "v1beta1.example.io"}, meta.RESTScopeRoot,
+			"/apis/apiregistration.k8s.io/v1/apiservices/v1beta1.example.io"},
+		{&apiextensionsv1.CustomResourceDefinition{}, client.ObjectKey{Name: "things.example.io"}, meta.RESTScopeRoot,
+			"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/things.example.io"},
+		{&networkingv1.NetworkPolicy{}, client.ObjectKey{Namespace: "ns", Name: "p"}, meta.RESTScopeNamespace,
+			"/apis/networking.k8s.io/v1/namespaces/ns/networkpolicies/p"},
+	}
 	mapper := meta.NewDefaultRESTMapper(nil)
-	for _, o := range []client.Object{&apiregv1.APIService{}, &apiextensionsv1.CustomResourceDefinition{}, &networkingv1.NetworkPolicy{}} {
-		gvks, _, err := scheme.ObjectKinds(o)
+	for _, r := range reads {
+		gvks, _, err := scheme.ObjectKinds(r.obj)
 		if err != nil {
 			t.Fatal(err)
 		}
-		scope := meta.RESTScopeRoot
-		if _, ok := o.(*networkingv1.NetworkPolicy); ok {
-			scope = meta.RESTScopeNamespace
-		}
-		mapper.Add(gvks[0], scope)
+		mapper.Add(gvks[0], r.scope)
 	}
 	c, err := client.New(&rest.Config{Host: srv.URL}, client.Options{Scheme: scheme, Mapper: mapper})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for path, o := range map[string]client.Object{
-		"/apis/apiregistration.k8s.io/v1/apiservices/v1beta1.example.io":            &apiregv1.APIService{},
-		"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/things.example.io": &apiextensionsv1.CustomResourceDefinition{},
-		"/apis/networking.k8s.io/v1/namespaces/ns/networkpolicies/p":                &networkingv1.NetworkPolicy{},
-	} {
-		parts := strings.Split(path, "/")
-		key := client.ObjectKey{Name: parts[len(parts)-1]}
-		if strings.Contains(path, "/namespaces/") {
-			key.Namespace = parts[len(parts)-3]
+	for _, r := range reads {
+		if err := c.Get(t.Context(), r.key, r.obj); err == nil {
+			t.Fatalf("%s: read from a server that has nothing", r.path)
 		}
-		if err := c.Get(t.Context(), key, o); err == nil {
-			t.Fatalf("%s: read from a server that has nothing", path)
-		}
-		got, ok := accepts[path]
+		got, ok := accepts[r.path]
 		if !ok {
-			t.Fatalf("%s: not requested; requests: %v", path, accepts)
+			t.Fatalf("%s: not requested; requests: %v", r.path, accepts)
 		}
 		if !strings.HasPrefix(got, "application/vnd.kubernetes.protobuf") {
-			t.Errorf("%s: Accept %q, want protobuf first", path, got)
+			t.Errorf("%s: Accept %q, want protobuf first", r.path, got)
 		}
 	}
 }
