@@ -202,3 +202,24 @@ func TestHostileRequests(t *testing.T) {
 		t.Errorf("want the backend-missing warning, got %q", resp.Warnings)
 	}
 }
+
+// An error answer names what is wrong with the request, with text from it
+// (here an unknown field's name of 200 KB holding terminal escapes): made
+// printable and capped.
+func TestErrorAnswerTextIsPrintableAndCapped(t *testing.T) {
+	srv := newServer(t)
+	name := strings.Repeat(`a\u001b[31m`, 20000)
+	for _, body := range [][]byte{
+		review(`{"uid":"u","` + name + `":1}`),
+		review(`{"uid":"u","kind":{"group":"` + name + `","version":"v1","kind":"Thing"},"operation":"CREATE","object":{}}`),
+	} {
+		code, resp := post(t, srv, "application/json", body)
+		if code != 200 || resp.Allowed || resp.Result == nil || resp.Result.Code != 400 {
+			t.Fatalf("HTTP %d, answer %+v; want a 400 answer", code, resp)
+		}
+		msg := resp.Result.Message
+		if len(msg) > 1000 || strings.ContainsRune(msg, 0x1b) {
+			t.Errorf("message of %d bytes, escape included: %v; want printable, at most 1,000", len(msg), strings.ContainsRune(msg, 0x1b))
+		}
+	}
+}

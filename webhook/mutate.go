@@ -42,13 +42,13 @@ func (m *Mutator) Handle(ctx context.Context, req admission.Request) admission.R
 	if err != nil {
 		log.FromContext(ctx).Info("rejecting malformed admission request", "error", err.Error())
 		m.count(req, "error")
-		return admission.Errored(http.StatusBadRequest, err)
+		return errored(http.StatusBadRequest, err)
 	}
 	m.record(ctx, review, findings)
 	resp := respond(findings)
 	obj, _ := review.Objects()
 	if patch, err := patchFor(obj, mutated); err != nil {
-		return admission.Errored(http.StatusInternalServerError, err)
+		return errored(http.StatusInternalServerError, err)
 	} else if len(patch.Patches) > 0 {
 		resp.Patches, resp.PatchType = patch.Patches, patch.PatchType
 		m.count(req, "patched")

@@ -12,6 +12,8 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"apiservice-guard.io/apiservice-guard/internal/shorten"
 )
 
 // maxBodyBytes matches controller-runtime's limit for an AdmissionReview: two
@@ -147,10 +149,20 @@ func decodeEnvelope(body []byte) (*admissionv1.AdmissionReview, error) {
 	return &ar, nil
 }
 
+// maxErrorText caps the message of an error answer, which carries text
+// from the request (a field name, a kind).
+const maxErrorText = 1000
+
+// errored is admission.Errored with the error's text made printable and
+// capped: the request's sender may be anyone who reaches the webhook.
+func errored(code int32, err error) admission.Response {
+	return admission.Errored(code, errors.New(shorten.Printable(err.Error(), maxErrorText)))
+}
+
 // writeError answers like controller-runtime does: HTTP 200 with an
 // AdmissionReview whose response carries the error code and message.
 func writeError(w http.ResponseWriter, code int32, err error) {
-	resp := admission.Errored(code, err)
+	resp := errored(code, err)
 	ar := admissionv1.AdmissionReview{Response: &resp.AdmissionResponse}
 	ar.APIVersion, ar.Kind = "admission.k8s.io/v1", "AdmissionReview"
 	w.Header().Set("Content-Type", "application/json")

@@ -106,11 +106,11 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) admission
 	if err != nil {
 		logger.Info("rejecting malformed admission request", "error", err.Error())
 		v.count(req, "error")
-		return admission.Errored(http.StatusBadRequest, err)
+		return errored(http.StatusBadRequest, err)
 	}
 	if !v.engine.Handles(review.Kind) {
 		v.count(req, "error")
-		return admission.Errored(http.StatusBadRequest, errNotReviewed(review.Kind.String()))
+		return errored(http.StatusBadRequest, errNotReviewed(review.Kind.String()))
 	}
 	start := time.Now()
 	// Set when the deadline came first and the out-of-budget answer went
@@ -137,12 +137,12 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) admission
 	case err != nil:
 		logger.Error(err, "review failed")
 		v.count(req, "error")
-		return admission.Errored(http.StatusInternalServerError, err)
+		return errored(http.StatusInternalServerError, err)
 	}
 	if err := review.DecodeErr(); err != nil {
 		logger.Info("rejecting malformed admission request", "error", err.Error())
 		v.count(req, "error")
-		return admission.Errored(http.StatusBadRequest, err)
+		return errored(http.StatusBadRequest, err)
 	}
 	if v.metrics != nil {
 		v.metrics.duration.WithLabelValues(review.Kind.Kind).Observe(time.Since(start).Seconds())
